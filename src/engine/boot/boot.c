@@ -1,0 +1,216 @@
+/* SPDX-License-Identifier: GPL-3.0-or-later */
+
+#include "boot.h"
+
+#include <string.h>
+
+#include "../vr-machine-private.h"
+
+struct _VrBootImage
+{
+  VrBootProtocol  protocol;
+  GMappedFile    *kernel_map;
+  GMappedFile    *initrd_map;
+  VrBootFile      kernel;
+  VrBootFile      initrd;
+  char           *kernel_path;
+  char           *initrd_path;
+};
+
+const char *
+vr_boot_protocol_to_string (VrBootProtocol protocol)
+{
+  switch (protocol)
+    {
+    case VR_BOOT_LINUX:     return "linux";
+    case VR_BOOT_PVH:       return "pvh";
+    case VR_BOOT_MULTIBOOT: return "multiboot";
+    default:                return "unknown";
+    }
+}
+
+static GMappedFile *
+map_file (const char  *path,
+          const char  *what,
+          VrBootFile  *file,
+          VrError      code,
+          GError     **error)
+{
+  g_autoptr (GError) local_error = NULL;
+  GMappedFile *map;
+
+  if (g_file_test (path, G_FILE_TEST_IS_DIR))
+    {
+      g_set_error (error, VR_ERROR, code, "The %s “%s” is a directory, not a file", what, path);
+      return NULL;
+    }
+  map = g_mapped_file_new (path, FALSE, &local_error);
+  if (map == NULL)
+    {
+      g_set_error (error, VR_ERROR, code, "Cannot read the %s “%s”: %s",
+                   what, path, local_error->message);
+      return NULL;
+    }
+  file->data = (const uint8_t *) g_mapped_file_get_contents (map);
+  file->size = g_mapped_file_get_length (map);
+  file->path = path;
+  if (file->size == 0)
+    {
+      g_mapped_file_unref (map);
+      g_set_error (error, VR_ERROR, code, "The %s “%s” is empty", what, path);
+      return NULL;
+    }
+  return map;
+}
+
+void
+vr_boot_image_free (VrBootImage *image)
+{
+  if (image == NULL)
+    return;
+  g_clear_pointer (&image->kernel_map, g_mapped_file_unref);
+  g_clear_pointer (&image->initrd_map, g_mapped_file_unref);
+  g_free (image->kernel_path);
+  g_free (image->initrd_path);
+  g_free (image);
+}
+
+VrBootImage *
+vr_boot_image_new (const char  *kernel_path,
+                   const char  *initrd_path,
+                   uint64_t     ram_size,
+                   GError     **error)
+{
+  g_autoptr (VrBootImage) image = g_new0 (VrBootImage, 1);
+  uint64_t ram_low = MIN (ram_size, VR_MMIO_HOLE_START);
+  const VrBootFile *initrd = NULL;
+  bool ok;
+
+  g_return_val_if_fail (kernel_path != NULL, NULL);
+
+  image->kernel_path = g_strdup (kernel_path);
+  image->kernel_map = map_file (image->kernel_path, "kernel", &image->kernel,
+                                VR_ERROR_BAD_KERNEL, error);
+  if (image->kernel_map == NULL)
+    return NULL;
+  if (initrd_path != NULL)
+    {
+      image->initrd_path = g_strdup (initrd_path);
+      image->initrd_map = map_file (image->initrd_path, "initrd", &image->initrd,
+                                    VR_ERROR_BAD_INITRD, error);
+      if (image->initrd_map == NULL)
+        return NULL;
+      initrd = &image->initrd;
+    }
+
+  if (vr_linux_probe (&image->kernel))
+    {
+      image->protocol = VR_BOOT_LINUX;
+      ok = vr_linux_check (&image->kernel, initrd, ram_low, error);
+    }
+  else if (vr_pvh_probe (&image->kernel))
+    {
+      image->protocol = VR_BOOT_PVH;
+      ok = vr_pvh_check (&image->kernel, initrd, ram_low, error);
+    }
+  else if (vr_multiboot_probe (&image->kernel))
+    {
+      image->protocol = VR_BOOT_MULTIBOOT;
+      ok = vr_multiboot_check (&image->kernel, initrd, ram_low, error);
+    }
+  else
+    {
+      g_set_error (error, VR_ERROR, VR_ERROR_BAD_KERNEL,
+                   "“%s” is not a kernel Vireo can boot: it is neither a Linux bzImage, "
+                   "an ELF with a PVH entry point, nor a Multiboot kernel%s",
+                   kernel_path,
+                   vr_elf_is_elf (&image->kernel) ? " (it is an ELF file without a PVH note "
+                                                    "or Multiboot header)" : "");
+      return NULL;
+    }
+
+  if (!ok)
+    return NULL;
+  return g_steal_pointer (&image);
+}
+
+VrBootProtocol
+vr_boot_image_get_protocol (VrBootImage *image)
+{
+  return image->protocol;
+}
+
+bool
+vr_boot_image_load (VrBootImage     *image,
+                    VrMemory        *memory,
+                    const char      *cmdline,
+                    uint64_t         rsdp_addr,
+                    VrBootCpuState  *cpu,
+                    GError         **error)
+{
+  const VrBootFile *initrd = image->initrd_map ? &image->initrd : NULL;
+
+  memset (cpu, 0, sizeof *cpu);
+  switch (image->protocol)
+    {
+    case VR_BOOT_LINUX:
+      return vr_linux_load (&image->kernel, initrd, memory, cmdline, rsdp_addr, cpu, error);
+    case VR_BOOT_PVH:
+      return vr_pvh_load (&image->kernel, initrd, memory, cmdline, rsdp_addr, cpu, error);
+    case VR_BOOT_MULTIBOOT:
+      return vr_multiboot_load (&image->kernel, initrd, memory, cmdline, rsdp_addr, cpu, error);
+    default:
+      g_assert_not_reached ();
+    }
+}
+
+void
+vr_boot_write_gdt (VrMemory  *memory,
+                   VrCpuMode  mode)
+{
+  /* null, null, code (0x10), data (0x18): the selectors Linux's boot protocol names. */
+  const uint64_t gdt[4] = {
+    0,
+    0,
+    mode == VR_CPU_MODE_LONG64 ? 0x00af9b000000ffffull : 0x00cf9b000000ffffull,
+    0x00cf93000000ffffull,
+  };
+
+  vr_memory_write (memory, VR_BOOT_GDT_ADDR, gdt, sizeof gdt);
+}
+
+bool
+vr_boot_write_cmdline (VrMemory    *memory,
+                       const char  *cmdline,
+                       gsize        max_len,
+                       GError     **error)
+{
+  gsize len = cmdline ? strlen (cmdline) : 0;
+
+  max_len = MIN (max_len, 0xffffu);
+  if (len > max_len)
+    {
+      g_set_error (error, VR_ERROR, VR_ERROR_INVALID_CONFIG,
+                   "The kernel command line is %" G_GSIZE_FORMAT " bytes long; this kernel "
+                   "accepts at most %" G_GSIZE_FORMAT, len, max_len);
+      return false;
+    }
+  vr_memory_write (memory, VR_BOOT_CMDLINE, cmdline ? cmdline : "", len);
+  vr_memory_write (memory, VR_BOOT_CMDLINE + len, "", 1);
+  return true;
+}
+
+bool
+vr_boot_place_initrd (uint64_t  size,
+                      uint64_t  floor,
+                      uint64_t  limit,
+                      uint64_t *addr)
+{
+  uint64_t top = limit & ~0xfffull;
+
+  floor = (floor + 0xfff) & ~0xfffull;
+  if (size > top || top - size < floor)
+    return false;
+  *addr = (top - size) & ~0xfffull;
+  return *addr >= floor;
+}

@@ -1,0 +1,848 @@
+/* SPDX-License-Identifier: GPL-3.0-or-later */
+/*
+ * i8042 keyboard controller with an MF2 keyboard on the first port and a PS/2 mouse
+ * (IntelliMouse and IntelliMouse Explorer protocols) on the aux port.
+ *
+ * Scan codes: vr_i8042_kbd_put() takes PC scan code set 1, which is what a guest sees when
+ * the command byte's XLATE bit is set (the normal PC state, and our reset state, as left by
+ * a BIOS). When a guest turns translation off, key bytes are converted to set 2 (break codes
+ * become 0xf0 + make) on their way into the keyboard's queue. Scan code set 3 is not
+ * emulated: selecting it is acknowledged and set 2 keeps being sent.
+ *
+ * Queues: the controller's own replies, the keyboard's and the mouse's bytes each have a
+ * queue; whenever the output buffer is empty it is refilled in that order, skipping a port
+ * that is disabled in the command byte. IRQ1/IRQ12 follow the output buffer's owner and the
+ * command byte's interrupt enables (each new byte makes a new edge).
+ *
+ * Locking: `lock` protects everything; guest accesses come from vCPUs, injection from the
+ * UI/I/O side. vr_machine_request_reset() returns at once and may be called with it held.
+ */
+
+#include "config.h"
+
+#include "hw.h"
+
+#include <string.h>
+
+/* Status register. */
+#define STAT_OBF      0x01
+#define STAT_IBF      0x02
+#define STAT_SYS      0x04
+#define STAT_CMD      0x08
+#define STAT_UNLOCKED 0x10
+#define STAT_AUX_OBF  0x20
+
+/* Command byte (controller RAM byte 0). */
+#define CTR_KBDINT    0x01
+#define CTR_AUXINT    0x02
+#define CTR_SYS       0x04
+#define CTR_KBDDIS    0x10
+#define CTR_AUXDIS    0x20
+#define CTR_XLATE     0x40
+
+/* Output port. */
+#define OUT_RESET     0x01   /* low: CPU in reset */
+#define OUT_A20       0x02
+#define OUT_KBD_OBF   0x10
+#define OUT_AUX_OBF   0x20
+
+#define QUEUE_SIZE    256
+
+#define KBD_ACK       0xfa
+#define KBD_RESEND    0xfe
+#define KBD_BAT_OK    0xaa
+
+/* Bytes; bit 8 marks a controller-queue byte that appears to come from the aux port. */
+#define FROM_AUX      0x100
+
+typedef struct
+{
+  uint16_t data[QUEUE_SIZE];
+  unsigned head;
+  unsigned count;
+} Queue;
+
+typedef struct _VrI8042 VrI8042;
+
+struct _VrI8042
+{
+  VrDevice    parent;
+  GMutex      lock;
+  VrBus      *pio;
+  VrIrqChip  *irq;
+  VrMachine  *machine;
+  VrI8042    *data_tag[2];    /* bus opaque for 0x60: { self, NULL } */
+  VrI8042    *cmd_tag[2];     /* bus opaque for 0x64: { self, self } */
+
+  uint8_t     status;
+  uint8_t     ctr;
+  uint8_t     outport;
+  uint8_t     pending_cmd;    /* controller command waiting for its data byte, or 0 */
+  uint8_t     out_byte;
+  bool        out_from_aux;
+  bool        kbd_level;
+  bool        aux_level;
+  uint8_t     ram[32];        /* controller RAM 0x01-0x1f (0 is the command byte) */
+
+  Queue       ctrl_q;         /* controller replies, not subject to port disables */
+  Queue       kbd_q;
+  Queue       aux_q;
+
+  /* Keyboard. */
+  bool        kbd_scanning;
+  uint8_t     kbd_pending;    /* command waiting for a parameter, or 0 */
+  uint8_t     kbd_set;
+  uint8_t     kbd_leds;
+  uint8_t     kbd_typematic;
+
+  /* Mouse. */
+  bool        aux_enabled;    /* data reporting */
+  bool        aux_remote;
+  bool        aux_wrap;
+  uint8_t     aux_pending;
+  uint8_t     aux_rate;
+  uint8_t     aux_resolution;
+  bool        aux_scaling21;
+  uint8_t     aux_id;         /* 0, 3 (wheel) or 4 (5 buttons + wheel) */
+  uint8_t     aux_rates[3];   /* last sample rates set, for the IntelliMouse knocks */
+  unsigned    aux_buttons;
+};
+
+/* Set 1 make code (0x00-0x7f) → set 2 make code; 0 when the key has no set 2 code here. */
+static const uint8_t set1_to_set2[128] = {
+  [0x01] = 0x76, [0x02] = 0x16, [0x03] = 0x1e, [0x04] = 0x26, [0x05] = 0x25, [0x06] = 0x2e,
+  [0x07] = 0x36, [0x08] = 0x3d, [0x09] = 0x3e, [0x0a] = 0x46, [0x0b] = 0x45, [0x0c] = 0x4e,
+  [0x0d] = 0x55, [0x0e] = 0x66, [0x0f] = 0x0d, [0x10] = 0x15, [0x11] = 0x1d, [0x12] = 0x24,
+  [0x13] = 0x2d, [0x14] = 0x2c, [0x15] = 0x35, [0x16] = 0x3c, [0x17] = 0x43, [0x18] = 0x44,
+  [0x19] = 0x4d, [0x1a] = 0x54, [0x1b] = 0x5b, [0x1c] = 0x5a, [0x1d] = 0x14, [0x1e] = 0x1c,
+  [0x1f] = 0x1b, [0x20] = 0x23, [0x21] = 0x2b, [0x22] = 0x34, [0x23] = 0x33, [0x24] = 0x3b,
+  [0x25] = 0x42, [0x26] = 0x4b, [0x27] = 0x4c, [0x28] = 0x52, [0x29] = 0x0e, [0x2a] = 0x12,
+  [0x2b] = 0x5d, [0x2c] = 0x1a, [0x2d] = 0x22, [0x2e] = 0x21, [0x2f] = 0x2a, [0x30] = 0x32,
+  [0x31] = 0x31, [0x32] = 0x3a, [0x33] = 0x41, [0x34] = 0x49, [0x35] = 0x4a, [0x36] = 0x59,
+  [0x37] = 0x7c, [0x38] = 0x11, [0x39] = 0x29, [0x3a] = 0x58, [0x3b] = 0x05, [0x3c] = 0x06,
+  [0x3d] = 0x04, [0x3e] = 0x0c, [0x3f] = 0x03, [0x40] = 0x0b, [0x41] = 0x83, [0x42] = 0x0a,
+  [0x43] = 0x01, [0x44] = 0x09, [0x45] = 0x77, [0x46] = 0x7e, [0x47] = 0x6c, [0x48] = 0x75,
+  [0x49] = 0x7d, [0x4a] = 0x7b, [0x4b] = 0x6b, [0x4c] = 0x73, [0x4d] = 0x74, [0x4e] = 0x79,
+  [0x4f] = 0x69, [0x50] = 0x72, [0x51] = 0x7a, [0x52] = 0x70, [0x53] = 0x71, [0x54] = 0x84,
+  [0x56] = 0x61, [0x57] = 0x78, [0x58] = 0x07, [0x5b] = 0x1f, [0x5c] = 0x27, [0x5d] = 0x2f,
+  [0x5e] = 0x37, [0x5f] = 0x3f, [0x63] = 0x5e, [0x64] = 0x08, [0x65] = 0x10, [0x66] = 0x18,
+  [0x67] = 0x20, [0x68] = 0x28, [0x69] = 0x30, [0x6a] = 0x38, [0x6b] = 0x40, [0x6c] = 0x48,
+  [0x6d] = 0x50, [0x6e] = 0x57, [0x70] = 0x13, [0x73] = 0x51, [0x76] = 0x5f, [0x79] = 0x64,
+  [0x7b] = 0x67, [0x7d] = 0x6a, [0x7e] = 0x6d,
+};
+
+static void
+queue_push (Queue *q, uint16_t byte)
+{
+  if (q->count >= QUEUE_SIZE)
+    return;  /* full: the byte is lost, as with a real keyboard's buffer */
+  q->data[(q->head + q->count) % QUEUE_SIZE] = byte;
+  q->count++;
+}
+
+static uint16_t
+queue_pop (Queue *q)
+{
+  uint16_t byte = q->data[q->head];
+
+  q->head = (q->head + 1) % QUEUE_SIZE;
+  q->count--;
+  return byte;
+}
+
+static void
+queue_clear (Queue *q)
+{
+  q->head = 0;
+  q->count = 0;
+}
+
+static void
+i8042_update_irq (VrI8042 *s)
+{
+  bool full = s->status & STAT_OBF;
+  bool kbd = full && !s->out_from_aux && (s->ctr & CTR_KBDINT);
+  bool aux = full && s->out_from_aux && (s->ctr & CTR_AUXINT);
+
+  if (kbd != s->kbd_level)
+    {
+      s->kbd_level = kbd;
+      if (s->irq)
+        vr_irq_set_level (s->irq, VR_I8042_KBD_IRQ, kbd);
+    }
+  if (aux != s->aux_level)
+    {
+      s->aux_level = aux;
+      if (s->irq)
+        vr_irq_set_level (s->irq, VR_I8042_AUX_IRQ, aux);
+    }
+}
+
+/* Fills the output buffer when it is empty. */
+static void
+i8042_refill (VrI8042 *s)
+{
+  if (s->status & STAT_OBF)
+    return;
+
+  if (s->ctrl_q.count > 0)
+    {
+      uint16_t v = queue_pop (&s->ctrl_q);
+
+      s->out_byte = (uint8_t) v;
+      s->out_from_aux = v & FROM_AUX;
+    }
+  else if (s->kbd_q.count > 0 && !(s->ctr & CTR_KBDDIS))
+    {
+      s->out_byte = (uint8_t) queue_pop (&s->kbd_q);
+      s->out_from_aux = false;
+    }
+  else if (s->aux_q.count > 0 && !(s->ctr & CTR_AUXDIS))
+    {
+      s->out_byte = (uint8_t) queue_pop (&s->aux_q);
+      s->out_from_aux = true;
+    }
+  else
+    return;
+
+  s->status |= STAT_OBF;
+  if (s->out_from_aux)
+    s->status |= STAT_AUX_OBF;
+  else
+    s->status &= ~STAT_AUX_OBF;
+}
+
+static void
+i8042_kick (VrI8042 *s)
+{
+  i8042_refill (s);
+  i8042_update_irq (s);
+}
+
+/* A byte the keyboard sends as a key event, in set 1 as given. */
+static void
+kbd_queue_key (VrI8042 *s, uint8_t code)
+{
+  uint8_t make;
+
+  if (s->ctr & CTR_XLATE)
+    {
+      queue_push (&s->kbd_q, code);
+      return;
+    }
+
+  /* Translation off: the guest reads what the keyboard sends, set 2. */
+  if (code == 0xe0 || code == 0xe1)
+    {
+      queue_push (&s->kbd_q, code);
+      return;
+    }
+  make = set1_to_set2[code & 0x7f];
+  if (make == 0)
+    return;
+  if (code & 0x80)
+    queue_push (&s->kbd_q, 0xf0);
+  queue_push (&s->kbd_q, make);
+}
+
+static void
+kbd_reset_state (VrI8042 *s)
+{
+  s->kbd_scanning = true;
+  s->kbd_pending = 0;
+  s->kbd_set = 2;
+  s->kbd_leds = 0;
+  s->kbd_typematic = 0x2b;
+}
+
+static void
+kbd_write (VrI8042 *s, uint8_t val)
+{
+  if (s->kbd_pending)
+    {
+      uint8_t cmd = s->kbd_pending;
+
+      s->kbd_pending = 0;
+      switch (cmd)
+        {
+        case 0xed:  /* LEDs */
+          s->kbd_leds = val & 0x07;
+          queue_push (&s->kbd_q, KBD_ACK);
+          return;
+
+        case 0xf3:  /* typematic rate/delay */
+          s->kbd_typematic = val & 0x7f;
+          queue_push (&s->kbd_q, KBD_ACK);
+          return;
+
+        case 0xf0:  /* scan code set */
+          queue_push (&s->kbd_q, KBD_ACK);
+          if (val == 0)
+            queue_push (&s->kbd_q, (s->ctr & CTR_XLATE) ? 0x41 : s->kbd_set);
+          else if (val <= 3)
+            s->kbd_set = val;
+          return;
+
+        default:
+          break;
+        }
+      /* Not a parameter after all: fall back to treating it as a command. */
+    }
+
+  switch (val)
+    {
+    case 0xed:
+    case 0xf3:
+    case 0xf0:
+      s->kbd_pending = val;
+      queue_push (&s->kbd_q, KBD_ACK);
+      break;
+
+    case 0xee:  /* echo */
+      queue_push (&s->kbd_q, 0xee);
+      break;
+
+    case 0xf2:  /* identify: MF2 keyboard */
+      queue_push (&s->kbd_q, KBD_ACK);
+      queue_push (&s->kbd_q, 0xab);
+      queue_push (&s->kbd_q, (s->ctr & CTR_XLATE) ? 0x41 : 0x83);
+      break;
+
+    case 0xf4:
+      s->kbd_scanning = true;
+      queue_push (&s->kbd_q, KBD_ACK);
+      break;
+
+    case 0xf5:  /* disable: also restores defaults */
+      s->kbd_scanning = false;
+      s->kbd_typematic = 0x2b;
+      queue_push (&s->kbd_q, KBD_ACK);
+      break;
+
+    case 0xf6:  /* set defaults */
+      s->kbd_typematic = 0x2b;
+      s->kbd_set = 2;
+      queue_push (&s->kbd_q, KBD_ACK);
+      break;
+
+    case 0xf7: case 0xf8: case 0xf9: case 0xfa:
+    case 0xfb: case 0xfc: case 0xfd:
+      /* Set 3 key type commands: acknowledged, no effect. */
+      queue_push (&s->kbd_q, KBD_ACK);
+      break;
+
+    case 0xfe:  /* resend: our last byte was received fine, send an ACK */
+      queue_push (&s->kbd_q, KBD_ACK);
+      break;
+
+    case 0xff:  /* reset and self-test */
+      queue_clear (&s->kbd_q);
+      kbd_reset_state (s);
+      queue_push (&s->kbd_q, KBD_ACK);
+      queue_push (&s->kbd_q, KBD_BAT_OK);
+      break;
+
+    default:
+      queue_push (&s->kbd_q, KBD_RESEND);
+      break;
+    }
+}
+
+static void
+aux_reset_state (VrI8042 *s)
+{
+  s->aux_enabled = false;
+  s->aux_remote = false;
+  s->aux_wrap = false;
+  s->aux_pending = 0;
+  s->aux_rate = 100;
+  s->aux_resolution = 2;
+  s->aux_scaling21 = false;
+  memset (s->aux_rates, 0, sizeof s->aux_rates);
+}
+
+static void
+aux_queue_packet (VrI8042 *s, int dx, int dy, int dz, unsigned buttons)
+{
+  uint8_t b0 = 0x08 | (buttons & 0x07);
+  unsigned need = s->aux_id ? 4 : 3;
+
+  if (QUEUE_SIZE - s->aux_q.count < need)
+    return;  /* queue full: drop this motion rather than a part of a packet */
+
+  if (dx < 0)
+    b0 |= 0x10;
+  if (dy < 0)
+    b0 |= 0x20;
+  queue_push (&s->aux_q, b0);
+  queue_push (&s->aux_q, (uint8_t) dx);
+  queue_push (&s->aux_q, (uint8_t) dy);
+  if (s->aux_id == 3)
+    queue_push (&s->aux_q, (uint8_t) (int8_t) dz);
+  else if (s->aux_id == 4)
+    queue_push (&s->aux_q, (uint8_t) ((dz & 0x0f) | ((buttons & 0x18) << 1)));
+}
+
+static void
+aux_write (VrI8042 *s, uint8_t val)
+{
+  if (s->aux_wrap && val != 0xec && val != 0xff)
+    {
+      queue_push (&s->aux_q, val);
+      return;
+    }
+
+  if (s->aux_pending)
+    {
+      uint8_t cmd = s->aux_pending;
+
+      s->aux_pending = 0;
+      switch (cmd)
+        {
+        case 0xf3:  /* sample rate: also the IntelliMouse detection knocks */
+          s->aux_rate = val;
+          s->aux_rates[0] = s->aux_rates[1];
+          s->aux_rates[1] = s->aux_rates[2];
+          s->aux_rates[2] = val;
+          if (s->aux_rates[0] == 200 && s->aux_rates[1] == 100 && s->aux_rates[2] == 80)
+            s->aux_id = 3;
+          else if (s->aux_rates[0] == 200 && s->aux_rates[1] == 200 && s->aux_rates[2] == 80
+                   && s->aux_id == 3)
+            s->aux_id = 4;
+          queue_push (&s->aux_q, KBD_ACK);
+          return;
+
+        case 0xe8:  /* resolution */
+          s->aux_resolution = val & 0x03;
+          queue_push (&s->aux_q, KBD_ACK);
+          return;
+
+        default:
+          break;
+        }
+    }
+
+  switch (val)
+    {
+    case 0xe6:
+      s->aux_scaling21 = false;
+      queue_push (&s->aux_q, KBD_ACK);
+      break;
+
+    case 0xe7:
+      s->aux_scaling21 = true;
+      queue_push (&s->aux_q, KBD_ACK);
+      break;
+
+    case 0xe8:
+    case 0xf3:
+      s->aux_pending = val;
+      queue_push (&s->aux_q, KBD_ACK);
+      break;
+
+    case 0xe9:  /* status request */
+      queue_push (&s->aux_q, KBD_ACK);
+      queue_push (&s->aux_q, (s->aux_remote ? 0x40 : 0) | (s->aux_enabled ? 0x20 : 0)
+                               | (s->aux_scaling21 ? 0x10 : 0)
+                               | ((s->aux_buttons & 0x01) ? 0x04 : 0)
+                               | ((s->aux_buttons & 0x04) ? 0x02 : 0)
+                               | ((s->aux_buttons & 0x02) ? 0x01 : 0));
+      queue_push (&s->aux_q, s->aux_resolution);
+      queue_push (&s->aux_q, s->aux_rate);
+      break;
+
+    case 0xea:  /* stream mode */
+      s->aux_remote = false;
+      queue_push (&s->aux_q, KBD_ACK);
+      break;
+
+    case 0xeb:  /* read data: one packet with no motion */
+      queue_push (&s->aux_q, KBD_ACK);
+      aux_queue_packet (s, 0, 0, 0, s->aux_buttons);
+      break;
+
+    case 0xec:  /* reset wrap mode */
+      s->aux_wrap = false;
+      queue_push (&s->aux_q, KBD_ACK);
+      break;
+
+    case 0xee:  /* wrap mode */
+      s->aux_wrap = true;
+      queue_push (&s->aux_q, KBD_ACK);
+      break;
+
+    case 0xf0:  /* remote mode */
+      s->aux_remote = true;
+      queue_push (&s->aux_q, KBD_ACK);
+      break;
+
+    case 0xf2:  /* identify */
+      queue_push (&s->aux_q, KBD_ACK);
+      queue_push (&s->aux_q, s->aux_id);
+      break;
+
+    case 0xf4:
+      s->aux_enabled = true;
+      queue_push (&s->aux_q, KBD_ACK);
+      break;
+
+    case 0xf5:
+      s->aux_enabled = false;
+      queue_push (&s->aux_q, KBD_ACK);
+      break;
+
+    case 0xf6:  /* defaults */
+      aux_reset_state (s);
+      queue_push (&s->aux_q, KBD_ACK);
+      break;
+
+    case 0xfe:
+      queue_push (&s->aux_q, KBD_ACK);
+      break;
+
+    case 0xff:  /* reset: BAT result and the standard mouse ID */
+      queue_clear (&s->aux_q);
+      aux_reset_state (s);
+      s->aux_id = 0;
+      queue_push (&s->aux_q, KBD_ACK);
+      queue_push (&s->aux_q, KBD_BAT_OK);
+      queue_push (&s->aux_q, 0x00);
+      break;
+
+    default:
+      queue_push (&s->aux_q, KBD_RESEND);
+      break;
+    }
+}
+
+static void
+i8042_write_outport (VrI8042 *s, uint8_t val)
+{
+  s->outport = val;
+  if (!(val & OUT_RESET) && s->machine)
+    vr_machine_request_reset (s->machine, "i8042 output port reset line");
+}
+
+static void
+i8042_command (VrI8042 *s, uint8_t cmd)
+{
+  s->status |= STAT_CMD;
+
+  if (cmd == 0x20)
+    {
+      queue_push (&s->ctrl_q, s->ctr);
+      return;
+    }
+  if (cmd > 0x20 && cmd < 0x40)
+    {
+      queue_push (&s->ctrl_q, s->ram[cmd & 0x1f]);
+      return;
+    }
+  if (cmd >= 0x60 && cmd < 0x80)
+    {
+      s->pending_cmd = cmd;
+      return;
+    }
+  if (cmd >= 0xf0)
+    {
+      /* Pulse output port bits 0-3 low for those clear in the command: bit 0 is reset. */
+      if (!(cmd & 0x01) && s->machine)
+        vr_machine_request_reset (s->machine, "i8042 reset pulse");
+      return;
+    }
+
+  switch (cmd)
+    {
+    case 0xa7:
+      s->ctr |= CTR_AUXDIS;
+      break;
+
+    case 0xa8:
+      s->ctr &= ~CTR_AUXDIS;
+      break;
+
+    case 0xa9:  /* aux interface test: OK */
+      queue_push (&s->ctrl_q, 0x00);
+      break;
+
+    case 0xaa:  /* controller self-test */
+      queue_push (&s->ctrl_q, 0x55);
+      s->status |= STAT_SYS;
+      break;
+
+    case 0xab:  /* keyboard interface test: OK */
+      queue_push (&s->ctrl_q, 0x00);
+      break;
+
+    case 0xad:
+      s->ctr |= CTR_KBDDIS;
+      break;
+
+    case 0xae:
+      s->ctr &= ~CTR_KBDDIS;
+      break;
+
+    case 0xc0:  /* input port */
+      queue_push (&s->ctrl_q, 0x80);  /* keyboard not inhibited */
+      break;
+
+    case 0xd0:
+      queue_push (&s->ctrl_q, (s->outport & ~(OUT_KBD_OBF | OUT_AUX_OBF))
+                                | ((s->status & STAT_OBF) && !s->out_from_aux ? OUT_KBD_OBF : 0)
+                                | ((s->status & STAT_OBF) && s->out_from_aux ? OUT_AUX_OBF : 0));
+      break;
+
+    case 0xd1:
+    case 0xd2:
+    case 0xd3:
+    case 0xd4:
+      s->pending_cmd = cmd;
+      break;
+
+    case 0xdd:  /* A20 off (some controllers) */
+      s->outport &= ~OUT_A20;
+      break;
+
+    case 0xdf:  /* A20 on */
+      s->outport |= OUT_A20;
+      break;
+
+    case 0xe0:  /* test inputs */
+      queue_push (&s->ctrl_q, 0x00);
+      break;
+
+    default:
+      /* Unknown commands are ignored, as by most controllers. */
+      break;
+    }
+}
+
+static void
+i8042_data (VrI8042 *s, uint8_t val)
+{
+  uint8_t cmd = s->pending_cmd;
+
+  s->status &= ~STAT_CMD;
+  s->pending_cmd = 0;
+
+  if (cmd >= 0x60 && cmd < 0x80)
+    {
+      if (cmd == 0x60)
+        {
+          s->ctr = val;
+          if (val & CTR_SYS)
+            s->status |= STAT_SYS;
+          else
+            s->status &= ~STAT_SYS;
+        }
+      else
+        s->ram[cmd & 0x1f] = val;
+      return;
+    }
+
+  switch (cmd)
+    {
+    case 0xd1:
+      i8042_write_outport (s, val);
+      break;
+
+    case 0xd2:  /* into the output buffer as if from the keyboard, whatever the disables */
+      queue_push (&s->ctrl_q, val);
+      break;
+
+    case 0xd3:  /* the same as if from the mouse (Linux's AUX loopback test) */
+      queue_push (&s->ctrl_q, FROM_AUX | val);
+      break;
+
+    case 0xd4:  /* to the mouse; talking to it re-enables the port */
+      s->ctr &= ~CTR_AUXDIS;
+      aux_write (s, val);
+      break;
+
+    default:
+      /* To the keyboard; talking to it re-enables the port. */
+      s->ctr &= ~CTR_KBDDIS;
+      kbd_write (s, val);
+      break;
+    }
+}
+
+static void
+i8042_io (void *opaque, uint64_t offset, uint8_t *data, uint32_t len, bool is_write)
+{
+  VrI8042 *s = ((VrI8042 **) opaque)[0];
+  bool cmd_port = ((VrI8042 **) opaque)[1] != NULL;
+
+  if (offset != 0)
+    return;
+
+  g_mutex_lock (&s->lock);
+  if (is_write)
+    {
+      if (cmd_port)
+        i8042_command (s, data[0]);
+      else
+        i8042_data (s, data[0]);
+      i8042_kick (s);
+    }
+  else if (cmd_port)
+    {
+      data[0] = s->status | STAT_UNLOCKED;
+      for (uint32_t i = 1; i < len; i++)
+        data[i] = 0xff;
+    }
+  else
+    {
+      data[0] = s->out_byte;
+      for (uint32_t i = 1; i < len; i++)
+        data[i] = 0xff;
+      if (s->status & STAT_OBF)
+        {
+          s->status &= ~(STAT_OBF | STAT_AUX_OBF);
+          /* Drop the line first so that the next byte makes a new edge. */
+          i8042_update_irq (s);
+        }
+      i8042_kick (s);
+    }
+  g_mutex_unlock (&s->lock);
+}
+
+void
+vr_i8042_kbd_put (VrDevice      *dev,
+                  const uint8_t *scancodes,
+                  size_t         len)
+{
+  VrI8042 *s = (VrI8042 *) dev;
+
+  g_return_if_fail (dev != NULL);
+  g_return_if_fail (scancodes != NULL || len == 0);
+
+  g_mutex_lock (&s->lock);
+  if (s->kbd_scanning)
+    {
+      for (size_t i = 0; i < len; i++)
+        kbd_queue_key (s, scancodes[i]);
+      i8042_kick (s);
+    }
+  g_mutex_unlock (&s->lock);
+}
+
+void
+vr_i8042_mouse_move (VrDevice *dev,
+                     int       dx,
+                     int       dy,
+                     int       dz,
+                     unsigned  buttons)
+{
+  VrI8042 *s = (VrI8042 *) dev;
+
+  g_return_if_fail (dev != NULL);
+
+  g_mutex_lock (&s->lock);
+  s->aux_buttons = buttons & 0x1f;
+  if (s->aux_enabled && !s->aux_remote && !s->aux_wrap)
+    {
+      /* PS/2 y grows upwards; the wheel's packet value is negative for "up". */
+      dy = -dy;
+      dz = -dz;
+      do
+        {
+          int px = CLAMP (dx, -255, 255);
+          int py = CLAMP (dy, -255, 255);
+          int pz = s->aux_id == 4 ? CLAMP (dz, -8, 7) : CLAMP (dz, -128, 127);
+
+          aux_queue_packet (s, px, py, pz, buttons);
+          dx -= px;
+          dy -= py;
+          dz -= pz;
+        }
+      while ((dx != 0 || dy != 0 || dz != 0) && s->aux_q.count < QUEUE_SIZE - 8);
+      i8042_kick (s);
+    }
+  g_mutex_unlock (&s->lock);
+}
+
+static void
+i8042_reset_locked (VrI8042 *s)
+{
+  /* The state a PC BIOS leaves: translation on, keyboard interrupt on, mouse disabled. */
+  s->status = STAT_SYS;
+  s->ctr = CTR_KBDINT | CTR_SYS | CTR_AUXDIS | CTR_XLATE;
+  s->outport = OUT_RESET | OUT_A20;
+  s->pending_cmd = 0;
+  s->out_byte = 0;
+  s->out_from_aux = false;
+  memset (s->ram, 0, sizeof s->ram);
+  queue_clear (&s->ctrl_q);
+  queue_clear (&s->kbd_q);
+  queue_clear (&s->aux_q);
+  kbd_reset_state (s);
+  aux_reset_state (s);
+  s->aux_id = 0;
+  s->aux_buttons = 0;
+  i8042_update_irq (s);
+}
+
+static void
+i8042_reset (VrDevice *dev)
+{
+  VrI8042 *s = (VrI8042 *) dev;
+
+  g_mutex_lock (&s->lock);
+  i8042_reset_locked (s);
+  g_mutex_unlock (&s->lock);
+}
+
+static void
+i8042_destroy (VrDevice *dev)
+{
+  VrI8042 *s = (VrI8042 *) dev;
+
+  vr_bus_unregister (s->pio, VR_I8042_DATA);
+  vr_bus_unregister (s->pio, VR_I8042_CMD);
+  g_mutex_clear (&s->lock);
+  g_free (s);
+}
+
+static const VrDeviceOps i8042_ops = {
+  .name = "i8042",
+  .reset = i8042_reset,
+  .destroy = i8042_destroy,
+};
+
+VrDevice *
+vr_i8042_new (VrBus      *pio,
+              VrIrqChip  *irq,
+              VrMachine  *machine,
+              GError    **error)
+{
+  VrI8042 *s;
+
+  g_return_val_if_fail (pio != NULL, NULL);
+
+  s = g_new0 (VrI8042, 1);
+  s->parent.ops = &i8042_ops;
+  g_mutex_init (&s->lock);
+  s->pio = pio;
+  s->irq = irq;
+  s->machine = machine;
+  i8042_reset_locked (s);
+
+  s->data_tag[0] = s;
+  s->cmd_tag[0] = s;
+  s->cmd_tag[1] = s;
+  if (!vr_bus_register (pio, VR_I8042_DATA, 1, i8042_io, s->data_tag, "i8042", error))
+    goto fail;
+  if (!vr_bus_register (pio, VR_I8042_CMD, 1, i8042_io, s->cmd_tag, "i8042", error))
+    {
+      vr_bus_unregister (pio, VR_I8042_DATA);
+      goto fail;
+    }
+
+  return &s->parent;
+
+fail:
+  g_mutex_clear (&s->lock);
+  g_free (s);
+  return NULL;
+}

@@ -1,0 +1,677 @@
+/* SPDX-License-Identifier: GPL-3.0-or-later */
+/*
+ * ACPI tables for a Vireo machine, built in one blob to be copied at guest-physical @base:
+ *
+ *   RSDP (rev 2) | RSDT | XSDT | FADT (rev 6) | FACS (64-byte aligned) | DSDT | MADT
+ *
+ * The DSDT's AML is emitted here byte by byte (no iasl at build time). It holds only Name
+ * and Device objects (no methods, so nothing loops):
+ *   \_S5_            Package {VR_ACPI_S5_TYP, VR_ACPI_S5_TYP, 0, 0}
+ *   \_SB.PCI0        PNP0A03, _UID/_BBN/_ADR 0, _CRS: bus 0-255, I/O 0-0xcf7 and
+ *                    0xd00-0xffff, 0xa0000-0xbffff, VR_MMIO_HOLE_START-0xfebfffff
+ *   \_SB.COM1 KBD MOU RTC   the ISA devices with their fixed resources
+ *   \_SB.RES0        PNP0C02: the ACPI PM block, fw_cfg and debug-exit ports
+ *   \_SB.Cxxx        ACPI0007 processor devices, _UID = the MADT's processor UID
+ * The ISA devices sit under \_SB (as on QEMU's microvm), not under a PCI-to-ISA bridge: no
+ * PCI function backs one, and a later PCI device must not inherit its companion.
+ *
+ * MADT: one enabled Local APIC per vCPU (APIC id = UID = index), the IOAPIC with id 0 at
+ * VR_IOAPIC_ADDR and GSI base 0, overrides IRQ0→GSI2 (flags 0, i.e. ISA edge/high) and
+ * IRQ9→GSI9 (level, active high), and a LINT1 NMI for all processors. The IOAPIC id is 0
+ * like QEMU's: that is what KVM's in-kernel IOAPIC reports in its ID register, and IOAPIC
+ * ids are a namespace apart from local APIC ids on any xAPIC/x2APIC system.
+ */
+
+#include "config.h"
+
+#include "vr-acpi.h"
+
+#include <string.h>
+
+#include "vr-machine-private.h"
+#include "vr-memory.h"
+
+#define OEM_ID        "VIREO "
+#define OEM_TABLE_ID  "VIREOPC "
+#define CREATOR_ID    "VRIO"
+#define OEM_REVISION  1
+#define CREATOR_REV   1
+
+#define HDR_LEN       36
+
+/* FADT flags. */
+#define FADT_WBINVD         (1u << 0)
+#define FADT_PROC_C1        (1u << 2)
+#define FADT_PWR_BUTTON     (1u << 4)
+#define FADT_SLP_BUTTON     (1u << 5)
+#define FADT_RESET_REG_SUP  (1u << 10)
+
+#define BOOT_ARCH_LEGACY    0x0001
+#define BOOT_ARCH_8042      0x0002
+
+#define GAS_SYSTEM_IO       1
+
+uint8_t
+vr_acpi_checksum (const void *data,
+                  size_t      len)
+{
+  const uint8_t *p = data;
+  uint8_t sum = 0;
+
+  for (size_t i = 0; i < len; i++)
+    sum += p[i];
+  return (uint8_t) -sum;
+}
+
+/* ---- Little helpers on a GByteArray --------------------------------------------------- */
+
+static void
+put8 (GByteArray *b, uint8_t v)
+{
+  g_byte_array_append (b, &v, 1);
+}
+
+static void
+put16 (GByteArray *b, uint16_t v)
+{
+  put8 (b, v & 0xff);
+  put8 (b, v >> 8);
+}
+
+static void
+put32 (GByteArray *b, uint32_t v)
+{
+  put16 (b, v & 0xffff);
+  put16 (b, v >> 16);
+}
+
+static void
+put64 (GByteArray *b, uint64_t v)
+{
+  put32 (b, (uint32_t) v);
+  put32 (b, (uint32_t) (v >> 32));
+}
+
+static void
+put_bytes (GByteArray *b, const void *data, size_t len)
+{
+  g_byte_array_append (b, data, (guint) len);
+}
+
+static void
+set32 (GByteArray *b, size_t off, uint32_t v)
+{
+  for (unsigned i = 0; i < 4; i++)
+    b->data[off + i] = (uint8_t) (v >> (8 * i));
+}
+
+static void
+set64 (GByteArray *b, size_t off, uint64_t v)
+{
+  set32 (b, off, (uint32_t) v);
+  set32 (b, off + 4, (uint32_t) (v >> 32));
+}
+
+static void
+align (GByteArray *b, size_t to)
+{
+  while (b->len % to)
+    put8 (b, 0);
+}
+
+/* Generic Address Structure. */
+static void
+put_gas (GByteArray *b, uint8_t space, uint8_t bit_width, uint8_t access_size, uint64_t addr)
+{
+  put8 (b, space);
+  put8 (b, bit_width);
+  put8 (b, 0);
+  put8 (b, access_size);
+  put64 (b, addr);
+}
+
+/* Starts a table: returns its offset in the blob. */
+static size_t
+table_begin (GByteArray *b, const char *sig, uint8_t revision)
+{
+  size_t start;
+
+  align (b, 16);
+  start = b->len;
+  put_bytes (b, sig, 4);
+  put32 (b, 0);            /* length, patched */
+  put8 (b, revision);
+  put8 (b, 0);             /* checksum, patched */
+  put_bytes (b, OEM_ID, 6);
+  put_bytes (b, OEM_TABLE_ID, 8);
+  put32 (b, OEM_REVISION);
+  put_bytes (b, CREATOR_ID, 4);
+  put32 (b, CREATOR_REV);
+  return start;
+}
+
+/* Patches the length and checksum of the table at @start, @len bytes long. */
+static void
+table_finish (GByteArray *b, size_t start, size_t len)
+{
+  set32 (b, start + 4, (uint32_t) len);
+  b->data[start + 9] = 0;
+  b->data[start + 9] = vr_acpi_checksum (b->data + start, len);
+}
+
+/* Finishes the table at @start, which ends at the end of the blob. */
+static void
+table_end (GByteArray *b, size_t start)
+{
+  table_finish (b, start, b->len - start);
+}
+
+/* ---- AML ---------------------------------------------------------------------------- */
+
+#define AML_ZERO          0x00
+#define AML_ONE           0x01
+#define AML_NAME          0x08
+#define AML_BYTE          0x0a
+#define AML_WORD          0x0b
+#define AML_DWORD         0x0c
+#define AML_STRING        0x0d
+#define AML_QWORD         0x0e
+#define AML_SCOPE         0x10
+#define AML_BUFFER        0x11
+#define AML_PACKAGE       0x12
+#define AML_EXT           0x5b
+#define AML_DEVICE        0x82
+#define AML_ROOT          0x5c
+
+/* Wraps @body in "op PkgLength body". */
+static void
+aml_pkg (GByteArray *out, const uint8_t *op, size_t op_len, GByteArray *body)
+{
+  size_t len = body->len;
+  size_t total;
+
+  put_bytes (out, op, op_len);
+  /* PkgLength counts itself: 1 byte up to 63, else 2-4 bytes of 4 + 8·n bits. */
+  if (len + 1 <= 0x3f)
+    put8 (out, (uint8_t) (len + 1));
+  else if (len + 2 <= 0xfff)
+    {
+      total = len + 2;
+      put8 (out, (uint8_t) (0x40 | (total & 0x0f)));
+      put8 (out, (uint8_t) (total >> 4));
+    }
+  else if (len + 3 <= 0xfffff)
+    {
+      total = len + 3;
+      put8 (out, (uint8_t) (0x80 | (total & 0x0f)));
+      put8 (out, (uint8_t) (total >> 4));
+      put8 (out, (uint8_t) (total >> 12));
+    }
+  else
+    {
+      total = len + 4;
+      g_assert (total <= 0xfffffff);
+      put8 (out, (uint8_t) (0xc0 | (total & 0x0f)));
+      put8 (out, (uint8_t) (total >> 4));
+      put8 (out, (uint8_t) (total >> 12));
+      put8 (out, (uint8_t) (total >> 20));
+    }
+  put_bytes (out, body->data, body->len);
+}
+
+/* A 4-character NameSeg ("_S5_", "PCI0"), or a root path ("\\_SB_"). */
+static void
+aml_name (GByteArray *b, const char *name)
+{
+  if (name[0] == '\\')
+    {
+      put8 (b, AML_ROOT);
+      name++;
+    }
+  g_assert (strlen (name) == 4);
+  put_bytes (b, name, 4);
+}
+
+static void
+aml_int (GByteArray *b, uint64_t v)
+{
+  if (v == 0)
+    put8 (b, AML_ZERO);
+  else if (v == 1)
+    put8 (b, AML_ONE);
+  else if (v <= 0xff)
+    {
+      put8 (b, AML_BYTE);
+      put8 (b, (uint8_t) v);
+    }
+  else if (v <= 0xffff)
+    {
+      put8 (b, AML_WORD);
+      put16 (b, (uint16_t) v);
+    }
+  else if (v <= 0xffffffff)
+    {
+      put8 (b, AML_DWORD);
+      put32 (b, (uint32_t) v);
+    }
+  else
+    {
+      put8 (b, AML_QWORD);
+      put64 (b, v);
+    }
+}
+
+/* EISAID("PNP0A03") as the DWord the ASL compiler makes of it. */
+static uint32_t
+eisa_id (const char *id)
+{
+  uint32_t v;
+
+  g_assert (strlen (id) == 7);
+  v = ((uint32_t) (id[0] & 0x1f) << 26) | ((uint32_t) (id[1] & 0x1f) << 21)
+      | ((uint32_t) (id[2] & 0x1f) << 16) | (uint32_t) g_ascii_strtoull (id + 3, NULL, 16);
+  return GUINT32_SWAP_LE_BE (v);
+}
+
+static void
+aml_name_int (GByteArray *b, const char *name, uint64_t v)
+{
+  put8 (b, AML_NAME);
+  aml_name (b, name);
+  aml_int (b, v);
+}
+
+static void
+aml_name_eisa (GByteArray *b, const char *name, const char *id)
+{
+  put8 (b, AML_NAME);
+  aml_name (b, name);
+  put8 (b, AML_DWORD);
+  put32 (b, eisa_id (id));
+}
+
+static void
+aml_name_string (GByteArray *b, const char *name, const char *s)
+{
+  put8 (b, AML_NAME);
+  aml_name (b, name);
+  put8 (b, AML_STRING);
+  put_bytes (b, s, strlen (s) + 1);
+}
+
+/* Name (_CRS, ResourceTemplate () { @res + EndTag }). */
+static void
+aml_name_crs (GByteArray *b, GByteArray *res)
+{
+  g_autoptr (GByteArray) buf = g_byte_array_new ();
+  const uint8_t op = AML_BUFFER;
+
+  /* End tag, checksum 0 ("the checksum is treated as correct"). */
+  put8 (res, 0x79);
+  put8 (res, 0x00);
+
+  aml_int (buf, res->len);
+  put_bytes (buf, res->data, res->len);
+  put8 (b, AML_NAME);
+  aml_name (b, "_CRS");
+  aml_pkg (b, &op, 1, buf);
+}
+
+/* Resource descriptors. */
+static void
+res_io (GByteArray *r, uint16_t base, uint8_t len)
+{
+  put8 (r, 0x47);          /* I/O port, 7 bytes */
+  put8 (r, 0x01);          /* 16-bit decode */
+  put16 (r, base);
+  put16 (r, base);
+  put8 (r, 0x01);
+  put8 (r, len);
+}
+
+static void
+res_irq (GByteArray *r, unsigned irq)
+{
+  put8 (r, 0x22);          /* IRQ, 2 bytes: edge, active high (IRQNoFlags) */
+  put16 (r, (uint16_t) (1u << irq));
+}
+
+static void
+res_word_space (GByteArray *r, uint8_t type, uint8_t type_flags, uint16_t min, uint16_t max)
+{
+  put8 (r, 0x88);          /* Word Address Space */
+  put16 (r, 13);
+  put8 (r, type);          /* 1: I/O, 2: bus number */
+  put8 (r, 0x0c);          /* producer, MinFixed, MaxFixed, positive decode */
+  put8 (r, type_flags);
+  put16 (r, 0);            /* granularity */
+  put16 (r, min);
+  put16 (r, max);
+  put16 (r, 0);            /* translation */
+  put16 (r, (uint16_t) (max - min + 1));
+}
+
+static void
+res_dword_memory (GByteArray *r, uint8_t type_flags, uint32_t min, uint32_t max)
+{
+  put8 (r, 0x87);          /* DWord Address Space */
+  put16 (r, 23);
+  put8 (r, 0);             /* memory */
+  put8 (r, 0x0c);          /* producer, MinFixed, MaxFixed, positive decode */
+  put8 (r, type_flags);
+  put32 (r, 0);
+  put32 (r, min);
+  put32 (r, max);
+  put32 (r, 0);
+  put32 (r, max - min + 1);
+}
+
+static void
+aml_device (GByteArray *out, const char *name, GByteArray *body)
+{
+  g_autoptr (GByteArray) inner = g_byte_array_new ();
+  const uint8_t op[2] = { AML_EXT, AML_DEVICE };
+
+  aml_name (inner, name);
+  put_bytes (inner, body->data, body->len);
+  aml_pkg (out, op, 2, inner);
+}
+
+static void
+isa_device (GByteArray *sb, const char *name, const char *hid, unsigned uid, GByteArray *res)
+{
+  g_autoptr (GByteArray) dev = g_byte_array_new ();
+
+  aml_name_eisa (dev, "_HID", hid);
+  aml_name_int (dev, "_UID", uid);
+  aml_name_crs (dev, res);
+  aml_device (sb, name, dev);
+}
+
+static void
+build_dsdt_body (GByteArray *aml, unsigned ncpus)
+{
+  g_autoptr (GByteArray) sb = g_byte_array_new ();
+  g_autoptr (GByteArray) scope = g_byte_array_new ();
+  g_autoptr (GByteArray) pci = g_byte_array_new ();
+  g_autoptr (GByteArray) res = g_byte_array_new ();
+  g_autoptr (GByteArray) pkg = g_byte_array_new ();
+  const uint8_t scope_op = AML_SCOPE;
+  const uint8_t pkg_op = AML_PACKAGE;
+
+  /* \_S5_: Package (4) { typ, typ, 0, 0 } */
+  put8 (pkg, 4);
+  aml_int (pkg, VR_ACPI_S5_TYP);
+  aml_int (pkg, VR_ACPI_S5_TYP);
+  aml_int (pkg, 0);
+  aml_int (pkg, 0);
+  put8 (aml, AML_NAME);
+  aml_name (aml, "\\_S5_");
+  aml_pkg (aml, &pkg_op, 1, pkg);
+
+  /* \_SB.PCI0 */
+  aml_name_eisa (pci, "_HID", "PNP0A03");
+  aml_name_int (pci, "_ADR", 0);
+  aml_name_int (pci, "_UID", 0);
+  aml_name_int (pci, "_BBN", 0);
+  res_word_space (res, 2, 0, 0x0000, 0x00ff);
+  res_io (res, VR_PCI_CONFIG_BASE, 8);
+  res_word_space (res, 1, 0x03, 0x0000, 0x0cf7);
+  res_word_space (res, 1, 0x03, 0x0d00, 0xffff);
+  res_dword_memory (res, 0x03, 0x000a0000, 0x000bffff);       /* cacheable, read-write */
+  res_dword_memory (res, 0x01, (uint32_t) VR_MMIO_HOLE_START, 0xfebfffff); /* non-cacheable */
+  aml_name_crs (pci, res);
+  aml_device (sb, "PCI0", pci);
+
+  /* ISA devices. */
+  g_byte_array_set_size (res, 0);
+  res_io (res, VR_COM1_BASE, 8);
+  res_irq (res, VR_COM1_IRQ);
+  isa_device (sb, "COM1", "PNP0501", 1, res);
+
+  g_byte_array_set_size (res, 0);
+  res_io (res, VR_I8042_DATA, 1);
+  res_io (res, VR_I8042_CMD, 1);
+  res_irq (res, VR_I8042_KBD_IRQ);
+  isa_device (sb, "KBD_", "PNP0303", 0, res);
+
+  g_byte_array_set_size (res, 0);
+  res_irq (res, VR_I8042_AUX_IRQ);
+  isa_device (sb, "MOU_", "PNP0F13", 0, res);
+
+  g_byte_array_set_size (res, 0);
+  res_io (res, VR_RTC_BASE, 2);
+  res_irq (res, VR_RTC_IRQ);
+  isa_device (sb, "RTC_", "PNP0B00", 0, res);
+
+  g_byte_array_set_size (res, 0);
+  res_io (res, VR_ACPI_PM_BASE, VR_ACPI_PM_SIZE);
+  res_io (res, VR_FW_CFG_BASE, 12);
+  res_io (res, VR_DEBUG_EXIT_BASE, VR_DEBUG_EXIT_SIZE);
+  isa_device (sb, "RES0", "PNP0C02", 0, res);
+
+  /* Processors. */
+  for (unsigned i = 0; i < ncpus; i++)
+    {
+      g_autoptr (GByteArray) cpu = g_byte_array_new ();
+      char name[5];
+
+      g_snprintf (name, sizeof name, "C%03X", i);
+      aml_name_string (cpu, "_HID", "ACPI0007");
+      aml_name_int (cpu, "_UID", i);
+      aml_device (sb, name, cpu);
+    }
+
+  aml_name (scope, "\\_SB_");
+  put_bytes (scope, sb->data, sb->len);
+  aml_pkg (aml, &scope_op, 1, scope);
+}
+
+/* ---- Tables ------------------------------------------------------------------------- */
+
+static size_t
+build_facs (GByteArray *b)
+{
+  size_t start;
+
+  align (b, 64);
+  start = b->len;
+  put_bytes (b, "FACS", 4);
+  put32 (b, 64);
+  put32 (b, 0);            /* hardware signature */
+  put32 (b, 0);            /* firmware waking vector */
+  put32 (b, 0);            /* global lock */
+  put32 (b, 0);            /* flags */
+  put64 (b, 0);            /* X firmware waking vector */
+  put8 (b, 2);             /* version */
+  put8 (b, 0);
+  put8 (b, 0);
+  put8 (b, 0);
+  put32 (b, 0);            /* OSPM flags */
+  while (b->len < start + 64)
+    put8 (b, 0);
+  return start;
+}
+
+static size_t
+build_dsdt (GByteArray *b, unsigned ncpus)
+{
+  g_autoptr (GByteArray) aml = g_byte_array_new ();
+  size_t start = table_begin (b, "DSDT", 2);
+
+  build_dsdt_body (aml, ncpus);
+  put_bytes (b, aml->data, aml->len);
+  table_end (b, start);
+  return start;
+}
+
+static size_t
+build_fadt (GByteArray *b, uint64_t facs, uint64_t dsdt)
+{
+  size_t start = table_begin (b, "FACP", 6);
+
+  put32 (b, 0);                              /* FIRMWARE_CTRL: X_FIRMWARE_CTRL is used */
+  put32 (b, (uint32_t) dsdt);                /* DSDT */
+  put8 (b, 0);                               /* reserved */
+  put8 (b, 1);                               /* preferred PM profile: desktop */
+  put16 (b, VR_ACPI_SCI_IRQ);                /* SCI_INT */
+  put32 (b, 0);                              /* SMI_CMD: ACPI mode is always on */
+  put8 (b, 0);                               /* ACPI_ENABLE */
+  put8 (b, 0);                               /* ACPI_DISABLE */
+  put8 (b, 0);                               /* S4BIOS_REQ */
+  put8 (b, 0);                               /* PSTATE_CNT */
+  put32 (b, VR_ACPI_PM1_EVT);                /* PM1a_EVT_BLK */
+  put32 (b, 0);                              /* PM1b_EVT_BLK */
+  put32 (b, VR_ACPI_PM1_CNT);                /* PM1a_CNT_BLK */
+  put32 (b, 0);                              /* PM1b_CNT_BLK */
+  put32 (b, 0);                              /* PM2_CNT_BLK */
+  put32 (b, VR_ACPI_PM_TMR);                 /* PM_TMR_BLK */
+  put32 (b, VR_ACPI_GPE0);                   /* GPE0_BLK */
+  put32 (b, 0);                              /* GPE1_BLK */
+  put8 (b, 4);                               /* PM1_EVT_LEN */
+  put8 (b, 2);                               /* PM1_CNT_LEN */
+  put8 (b, 0);                               /* PM2_CNT_LEN */
+  put8 (b, 4);                               /* PM_TMR_LEN */
+  put8 (b, 4);                               /* GPE0_BLK_LEN */
+  put8 (b, 0);                               /* GPE1_BLK_LEN */
+  put8 (b, 0);                               /* GPE1_BASE */
+  put8 (b, 0);                               /* CST_CNT */
+  put16 (b, 0x0fff);                         /* P_LVL2_LAT: C2 not supported */
+  put16 (b, 0x0fff);                         /* P_LVL3_LAT: C3 not supported */
+  put16 (b, 0);                              /* FLUSH_SIZE */
+  put16 (b, 0);                              /* FLUSH_STRIDE */
+  put8 (b, 0);                               /* DUTY_OFFSET */
+  put8 (b, 0);                               /* DUTY_WIDTH */
+  put8 (b, 0);                               /* DAY_ALRM */
+  put8 (b, 0);                               /* MON_ALRM */
+  put8 (b, 0x32);                            /* CENTURY */
+  put16 (b, BOOT_ARCH_LEGACY | BOOT_ARCH_8042); /* IAPC_BOOT_ARCH */
+  put8 (b, 0);                               /* reserved */
+  put32 (b, FADT_WBINVD | FADT_PROC_C1 | FADT_SLP_BUTTON | FADT_RESET_REG_SUP);
+  put_gas (b, GAS_SYSTEM_IO, 8, 1, VR_RESET_PORT); /* RESET_REG */
+  put8 (b, VR_RESET_VALUE);                  /* RESET_VALUE */
+  put16 (b, 0);                              /* ARM_BOOT_ARCH */
+  put8 (b, 0);                               /* FADT minor version */
+  put64 (b, facs);                           /* X_FIRMWARE_CTRL */
+  put64 (b, dsdt);                           /* X_DSDT */
+  put_gas (b, GAS_SYSTEM_IO, 32, 0, VR_ACPI_PM1_EVT);  /* X_PM1a_EVT_BLK */
+  put_gas (b, 0, 0, 0, 0);                   /* X_PM1b_EVT_BLK */
+  put_gas (b, GAS_SYSTEM_IO, 16, 0, VR_ACPI_PM1_CNT);  /* X_PM1a_CNT_BLK */
+  put_gas (b, 0, 0, 0, 0);                   /* X_PM1b_CNT_BLK */
+  put_gas (b, 0, 0, 0, 0);                   /* X_PM2_CNT_BLK */
+  put_gas (b, GAS_SYSTEM_IO, 32, 0, VR_ACPI_PM_TMR);   /* X_PM_TMR_BLK */
+  put_gas (b, GAS_SYSTEM_IO, 32, 0, VR_ACPI_GPE0);     /* X_GPE0_BLK */
+  put_gas (b, 0, 0, 0, 0);                   /* X_GPE1_BLK */
+  put_gas (b, 0, 0, 0, 0);                   /* SLEEP_CONTROL_REG */
+  put_gas (b, 0, 0, 0, 0);                   /* SLEEP_STATUS_REG */
+  put_bytes (b, "VIREOKVM", 8);              /* hypervisor vendor identity */
+  table_end (b, start);
+  return start;
+}
+
+static size_t
+build_madt (GByteArray *b, unsigned ncpus)
+{
+  size_t start = table_begin (b, "APIC", 5);
+
+  put32 (b, VR_LAPIC_ADDR);
+  put32 (b, 1);                              /* PCAT_COMPAT: there are 8259s too */
+
+  for (unsigned i = 0; i < ncpus; i++)
+    {
+      put8 (b, 0);                           /* Processor Local APIC */
+      put8 (b, 8);
+      put8 (b, (uint8_t) i);                 /* ACPI processor UID */
+      put8 (b, (uint8_t) i);                 /* APIC id */
+      put32 (b, 1);                          /* enabled */
+    }
+
+  put8 (b, 1);                               /* I/O APIC */
+  put8 (b, 12);
+  put8 (b, 0);                               /* id */
+  put8 (b, 0);
+  put32 (b, VR_IOAPIC_ADDR);
+  put32 (b, 0);                              /* GSI base */
+
+  put8 (b, 2);                               /* Interrupt Source Override: IRQ0 → GSI2 */
+  put8 (b, 10);
+  put8 (b, 0);                               /* ISA */
+  put8 (b, 0);
+  put32 (b, 2);
+  put16 (b, 0);                              /* conforms to the bus: edge, active high */
+
+  put8 (b, 2);                               /* IRQ9 → GSI9, level, active high (the SCI) */
+  put8 (b, 10);
+  put8 (b, 0);
+  put8 (b, VR_ACPI_SCI_IRQ);
+  put32 (b, VR_ACPI_SCI_IRQ);
+  put16 (b, 0x000d);
+
+  put8 (b, 4);                               /* Local APIC NMI: all processors, LINT1 */
+  put8 (b, 6);
+  put8 (b, 0xff);
+  put16 (b, 0);
+  put8 (b, 1);
+
+  table_end (b, start);
+  return start;
+}
+
+GBytes *
+vr_acpi_build (const VrAcpiConfig *config,
+               uint64_t            base)
+{
+  g_autoptr (GByteArray) b = g_byte_array_new ();
+  unsigned ncpus;
+  size_t rsdt, xsdt, fadt, facs, dsdt, madt;
+  size_t tables[2];
+
+  g_return_val_if_fail (config != NULL, NULL);
+  g_return_val_if_fail (config->ncpus >= 1 && config->ncpus <= VR_MAX_CPUS, NULL);
+  g_return_val_if_fail (base + VR_ACPI_TABLES_SIZE <= G_MAXUINT32, NULL);
+  ncpus = config->ncpus;
+
+  /* RSDP, patched at the end. */
+  put_bytes (b, "RSD PTR ", 8);
+  put8 (b, 0);                               /* checksum of the first 20 bytes */
+  put_bytes (b, OEM_ID, 6);
+  put8 (b, 2);                               /* revision */
+  put32 (b, 0);                              /* RSDT address */
+  put32 (b, 36);                             /* length */
+  put64 (b, 0);                              /* XSDT address */
+  put8 (b, 0);                               /* extended checksum */
+  put8 (b, 0);
+  put8 (b, 0);
+  put8 (b, 0);
+
+  /* RSDT and XSDT with two entries each, patched below. */
+  rsdt = table_begin (b, "RSDT", 1);
+  put32 (b, 0);
+  put32 (b, 0);
+  xsdt = table_begin (b, "XSDT", 1);
+  put64 (b, 0);
+  put64 (b, 0);
+
+  facs = build_facs (b);
+  dsdt = build_dsdt (b, ncpus);
+  fadt = build_fadt (b, base + facs, base + dsdt);
+  madt = build_madt (b, ncpus);
+
+  tables[0] = fadt;
+  tables[1] = madt;
+  for (unsigned i = 0; i < G_N_ELEMENTS (tables); i++)
+    {
+      set32 (b, rsdt + HDR_LEN + 4 * i, (uint32_t) (base + tables[i]));
+      set64 (b, xsdt + HDR_LEN + 8 * i, base + tables[i]);
+    }
+  table_finish (b, rsdt, HDR_LEN + 4 * G_N_ELEMENTS (tables));
+  table_finish (b, xsdt, HDR_LEN + 8 * G_N_ELEMENTS (tables));
+
+  set32 (b, 16, (uint32_t) (base + rsdt));
+  set64 (b, 24, base + xsdt);
+  b->data[8] = vr_acpi_checksum (b->data, 20);
+  b->data[32] = vr_acpi_checksum (b->data, 36);
+
+  g_assert (b->len <= VR_ACPI_TABLES_SIZE);
+  return g_byte_array_free_to_bytes (g_steal_pointer (&b));
+}

@@ -1,0 +1,1171 @@
+/* SPDX-License-Identifier: GPL-3.0-or-later */
+
+#include "config.h"
+
+#include "vr-machine-private.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/kvm.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <unistd.h>
+
+#include "boot/boot.h"
+#include "hw/hw.h"
+#include "hw/pci.h"
+#include "vr-acpi.h"
+#include "vr-bus.h"
+#include "vr-chardev.h"
+#include "vr-cpuid.h"
+#include "vr-iothread.h"
+#include "vr-irq.h"
+#include "vr-memory.h"
+#include "vr-vcpu.h"
+
+/*
+ * The machine: a KVM VM, its vCPU threads, its devices and its lifecycle.
+ *
+ * Threads and locks:
+ * - The caller's thread calls the public API. Lifecycle transitions (start, stop, pause,
+ *   resume, reset, and the handling of guest requests) are serialised by @control.
+ * - One thread per vCPU runs KVM_RUN. Before each entry it takes @lock and checks @quit and
+ *   @pause; it parks on @cond while paused. A guest request (reset, power-off, debug exit,
+ *   triple fault, internal error) is recorded under @lock, every vCPU is kicked out of the
+ *   guest and told to quit, and the request is handled on the I/O thread under @control.
+ * - The I/O thread runs device backends and the request handler.
+ * - Events go to the caller's GMainContext, always through an idle source (never inline),
+ *   each holding a reference on the machine.
+ * Lock order: @control, then @lock. Device locks are leaves.
+ *
+ * A reset (and every start) re-creates the KVM VM from scratch: every piece of CPU and
+ * irqchip state is fresh, RAM is kept on a reset and discarded on a cold start, devices are
+ * reset through their ops (the CMOS NVRAM survives, as on a PC).
+ */
+
+#define KVM_TSS_ADDR          0xfffbd000ull
+#define KVM_IDENTITY_MAP_ADDR 0xfffbc000ull
+
+typedef enum
+{
+  REQUEST_NONE,
+  REQUEST_RESET,
+  REQUEST_TRIPLE_FAULT,
+  REQUEST_POWER_OFF,
+  REQUEST_DEBUG_EXIT,
+  REQUEST_ERROR,
+} Request;
+
+struct _VrMachine
+{
+  gint             ref_count;
+  VrMachineConfig  config;
+
+  int                 kvm_fd;
+  int                 vm_fd;     /* -1 while no VM exists */
+  int                 run_size;
+  struct kvm_cpuid2  *cpuid;
+
+  VrMemory     *memory;
+  VrBootImage  *boot;           /* NULL when the config names no kernel */
+  GBytes       *acpi_tables;
+  VrBus        *pio;
+  VrBus        *mmio;
+  VrIrqChip    *irq;
+  VrIoThread   *iothread;
+  VrChardev    *serial_chr;
+  GPtrArray    *devices;        /* VrDevice *, destroyed in reverse order */
+  VrDevice     *acpi_pm;
+  VrVcpu      **vcpus;          /* config.cpus entries while a VM exists */
+
+  GMutex           control;
+  GMutex           lock;
+  GCond            cond;
+  VrMachineState   state;
+  bool             quit;        /* vCPUs must leave their threads */
+  bool             pause;       /* vCPUs must park */
+  unsigned         parked;
+  unsigned         active;      /* vCPU threads not yet told to quit */
+  Request          request;
+  char            *request_message;
+  uint32_t         request_value;
+  VrStopReason     stop_reason;
+  int              exit_status;
+
+  GMainContext    *event_context;
+  VrEventFunc      event_func;
+  gpointer         event_data;
+  GDestroyNotify   event_destroy;
+  gint             disposed;    /* atomic: vr_machine_free() was called */
+};
+
+G_DEFINE_QUARK (vr-error-quark, vr_error)
+
+static void machine_unref (VrMachine *self);
+
+/* ---- configuration ---------------------------------------------------------------------- */
+
+void
+vr_machine_config_init (VrMachineConfig *config)
+{
+  memset (config, 0, sizeof *config);
+  config->memory = 256u << 20;
+  config->cpus = 1;
+  config->serial = VR_SERIAL_STDIO;
+  config->on_reset = VR_RESET_RESTART;
+}
+
+void
+vr_machine_config_clear (VrMachineConfig *config)
+{
+  g_clear_pointer (&config->name, g_free);
+  g_clear_pointer (&config->kernel, g_free);
+  g_clear_pointer (&config->initrd, g_free);
+  g_clear_pointer (&config->cmdline, g_free);
+  g_clear_pointer (&config->serial_path, g_free);
+  g_clear_pointer (&config->cpuid_mask, g_free);
+}
+
+static void
+config_copy (VrMachineConfig       *dst,
+             const VrMachineConfig *src)
+{
+  *dst = *src;
+  dst->name = g_strdup (src->name ? src->name : "vireo");
+  dst->kernel = g_strdup (src->kernel);
+  dst->initrd = g_strdup (src->initrd);
+  dst->cmdline = g_strdup (src->cmdline);
+  dst->serial_path = g_strdup (src->serial_path);
+  dst->cpuid_mask = g_strdup (src->cpuid_mask);
+}
+
+bool
+vr_parse_size (const char  *text,
+               uint64_t    *out,
+               GError     **error)
+{
+  guint64 value;
+  char *end;
+  unsigned shift = 0;
+
+  if (text == NULL || !g_ascii_isdigit (*text))
+    goto bad;
+  errno = 0;
+  value = g_ascii_strtoull (text, &end, 10);
+  if (errno != 0)
+    goto bad;
+  switch (g_ascii_toupper (*end))
+    {
+    case '\0': shift = 0; break;
+    case 'K': shift = 10; end++; break;
+    case 'M': shift = 20; end++; break;
+    case 'G': shift = 30; end++; break;
+    case 'T': shift = 40; end++; break;
+    default: goto bad;
+    }
+  if (g_ascii_toupper (*end) == 'I' && g_ascii_toupper (end[1]) == 'B')
+    end += 2;
+  else if (g_ascii_toupper (*end) == 'B')
+    end++;
+  if (*end != '\0' || (shift > 0 && value > (G_MAXUINT64 >> shift)))
+    goto bad;
+  *out = value << shift;
+  return true;
+
+bad:
+  g_set_error (error, VR_ERROR, VR_ERROR_INVALID_CONFIG,
+               "“%s” is not a size (examples: 512M, 2G, 1048576)", text ? text : "");
+  return false;
+}
+
+const char *
+vr_machine_state_to_string (VrMachineState state)
+{
+  switch (state)
+    {
+    case VR_STATE_CREATED: return "created";
+    case VR_STATE_RUNNING: return "running";
+    case VR_STATE_PAUSED:  return "paused";
+    case VR_STATE_STOPPED: return "stopped";
+    default:               return "unknown";
+    }
+}
+
+const char *
+vr_stop_reason_to_string (VrStopReason reason)
+{
+  switch (reason)
+    {
+    case VR_STOP_NONE:         return "none";
+    case VR_STOP_POWER_OFF:    return "powered off";
+    case VR_STOP_DEBUG_EXIT:   return "debug exit";
+    case VR_STOP_RESET:        return "guest reset";
+    case VR_STOP_TRIPLE_FAULT: return "triple fault";
+    case VR_STOP_GUEST_ERROR:  return "guest error";
+    case VR_STOP_REQUESTED:    return "stopped";
+    default:                   return "unknown";
+    }
+}
+
+/* ---- events ----------------------------------------------------------------------------- */
+
+typedef struct
+{
+  VrMachine *machine;
+  VrEvent    event;
+  char      *message;
+} EventClosure;
+
+static void
+event_closure_free (gpointer data)
+{
+  EventClosure *c = data;
+
+  machine_unref (c->machine);
+  g_free (c->message);
+  g_free (c);
+}
+
+static gboolean
+deliver_event (gpointer data)
+{
+  EventClosure *c = data;
+  VrMachine *self = c->machine;
+
+  if (!g_atomic_int_get (&self->disposed) && self->event_func)
+    self->event_func (self, &c->event, self->event_data);
+  return G_SOURCE_REMOVE;
+}
+
+static void
+emit_event (VrMachine    *self,
+            VrEventType   type,
+            const char   *message)
+{
+  g_autoptr (GSource) source = NULL;
+  EventClosure *c;
+
+  if (self->event_func == NULL)
+    return;
+
+  c = g_new0 (EventClosure, 1);
+  c->machine = self;
+  g_atomic_int_inc (&self->ref_count);
+  c->message = g_strdup (message);
+  c->event.type = type;
+  g_mutex_lock (&self->lock);
+  c->event.state = self->state;
+  c->event.reason = self->stop_reason;
+  c->event.exit_status = self->exit_status;
+  g_mutex_unlock (&self->lock);
+  c->event.message = c->message;
+
+  source = g_idle_source_new ();
+  g_source_set_priority (source, G_PRIORITY_DEFAULT);
+  g_source_set_callback (source, deliver_event, c, event_closure_free);
+  g_source_set_static_name (source, "[vireo] machine event");
+  g_source_attach (source, self->event_context);
+}
+
+void
+vr_machine_set_event_func (VrMachine      *self,
+                           GMainContext   *context,
+                           VrEventFunc     func,
+                           gpointer        user_data,
+                           GDestroyNotify  destroy)
+{
+  g_return_if_fail (self != NULL);
+
+  if (self->event_destroy)
+    self->event_destroy (self->event_data);
+  g_clear_pointer (&self->event_context, g_main_context_unref);
+  self->event_context = context ? g_main_context_ref (context)
+                                : g_main_context_ref_thread_default ();
+  self->event_func = func;
+  self->event_data = user_data;
+  self->event_destroy = destroy;
+}
+
+static void
+set_state (VrMachine      *self,
+           VrMachineState  state)
+{
+  g_mutex_lock (&self->lock);
+  self->state = state;
+  g_mutex_unlock (&self->lock);
+  emit_event (self, VR_EVENT_STATE_CHANGED, NULL);
+}
+
+/* ---- vCPU threads ----------------------------------------------------------------------- */
+
+static VrVcpuCommand
+vcpu_wait_for_command (void   *opaque,
+                       VrVcpu *vcpu)
+{
+  VrMachine *self = opaque;
+  VrVcpuCommand cmd = VR_VCPU_RUN;
+
+  g_mutex_lock (&self->lock);
+  while (self->pause && !self->quit && self->request == REQUEST_NONE)
+    {
+      self->parked++;
+      g_cond_broadcast (&self->cond);
+      g_cond_wait (&self->cond, &self->lock);
+      self->parked--;
+    }
+  if (self->quit || self->request != REQUEST_NONE)
+    {
+      cmd = VR_VCPU_QUIT;
+      self->active--;
+      g_cond_broadcast (&self->cond);
+    }
+  g_mutex_unlock (&self->lock);
+  return cmd;
+}
+
+static gboolean handle_request (gpointer data);
+
+/* Records a guest request (the first one wins) and stops every vCPU. Any thread. */
+static void
+post_request (VrMachine  *self,
+              Request     request,
+              uint32_t    value,
+              const char *message)
+{
+  g_mutex_lock (&self->lock);
+  if (self->request == REQUEST_NONE && self->vcpus != NULL
+      && (self->state == VR_STATE_RUNNING || self->state == VR_STATE_PAUSED))
+    {
+      g_autoptr (GSource) source = g_idle_source_new ();
+
+      self->request = request;
+      self->request_value = value;
+      self->request_message = g_strdup (message);
+      for (unsigned i = 0; i < self->config.cpus; i++)
+        vr_vcpu_kick (self->vcpus[i]);
+      g_cond_broadcast (&self->cond);
+
+      g_source_set_callback (source, handle_request, self, NULL);
+      g_source_set_static_name (source, "[vireo] guest request");
+      g_source_attach (source, vr_iothread_get_context (self->iothread));
+    }
+  else if (self->vcpus == NULL && self->state != VR_STATE_RUNNING)
+    {
+      /* No guest is running (a device driven directly, as the unit tests do): the request
+       * cannot act, but it is recorded where callers look for the outcome. */
+      switch (request)
+        {
+        case REQUEST_RESET:        self->stop_reason = VR_STOP_RESET; break;
+        case REQUEST_TRIPLE_FAULT: self->stop_reason = VR_STOP_TRIPLE_FAULT; break;
+        case REQUEST_POWER_OFF:    self->stop_reason = VR_STOP_POWER_OFF; break;
+        case REQUEST_DEBUG_EXIT:
+          self->stop_reason = VR_STOP_DEBUG_EXIT;
+          self->exit_status = (int) ((value << 1) | 1);
+          break;
+        case REQUEST_ERROR:        self->stop_reason = VR_STOP_GUEST_ERROR; break;
+        case REQUEST_NONE:
+        default:
+          break;
+        }
+    }
+  g_mutex_unlock (&self->lock);
+}
+
+static void
+vcpu_exit (void       *opaque,
+           VrVcpu     *vcpu,
+           VrVcpuExit  what,
+           const char *message)
+{
+  VrMachine *self = opaque;
+
+  switch (what)
+    {
+    case VR_VCPU_EXIT_SHUTDOWN:
+      post_request (self, REQUEST_TRIPLE_FAULT, 0, "triple fault");
+      break;
+    case VR_VCPU_EXIT_SYSTEM_RESET:
+      post_request (self, REQUEST_RESET, 0, "reset by the hypervisor interface");
+      break;
+    case VR_VCPU_EXIT_SYSTEM_SHUTDOWN:
+      post_request (self, REQUEST_POWER_OFF, 0, NULL);
+      break;
+    case VR_VCPU_EXIT_ERROR:
+    default:
+      {
+        g_autofree char *dump = vr_vcpu_dump (vcpu, self->memory);
+        g_autofree char *full = g_strdup_printf ("%s\n%s", message, dump);
+
+        g_message ("%s: guest error on vCPU %u: %s", self->config.name,
+                   vr_vcpu_get_index (vcpu), full);
+        post_request (self, REQUEST_ERROR, 0, full);
+      }
+      break;
+    }
+}
+
+void
+vr_machine_request_reset (VrMachine  *self,
+                          const char *why)
+{
+  post_request (self, REQUEST_RESET, 0, why);
+}
+
+void
+vr_machine_request_power_off (VrMachine *self)
+{
+  post_request (self, REQUEST_POWER_OFF, 0, NULL);
+}
+
+void
+vr_machine_request_debug_exit (VrMachine *self,
+                               uint32_t   value)
+{
+  post_request (self, REQUEST_DEBUG_EXIT, value, NULL);
+}
+
+void
+vr_machine_log_guest_error (VrMachine  *self,
+                            const char *device,
+                            const char *format,
+                            ...)
+{
+  g_autofree char *msg = NULL;
+  va_list args;
+
+  va_start (args, format);
+  msg = g_strdup_vprintf (format, args);
+  va_end (args);
+  g_message ("%s: %s: %s", self ? self->config.name : "machine", device, msg);
+}
+
+/* ---- the KVM VM ------------------------------------------------------------------------- */
+
+/* With @control held and every vCPU thread joined. */
+static void
+destroy_vm (VrMachine *self)
+{
+  if (self->vcpus)
+    {
+      for (unsigned i = 0; i < self->config.cpus; i++)
+        vr_vcpu_free (self->vcpus[i]);
+      g_clear_pointer (&self->vcpus, g_free);
+    }
+  if (self->vm_fd >= 0)
+    {
+      vr_irqchip_lock_for_swap (self->irq);
+      close (self->vm_fd);
+      self->vm_fd = -1;
+      vr_irqchip_unlock_after_swap (self->irq, -1);
+    }
+}
+
+static bool
+vm_ioctl (VrMachine   *self,
+          unsigned long request,
+          const void  *arg,
+          const char  *what,
+          GError     **error)
+{
+  if (ioctl (self->vm_fd, request, arg) < 0)
+    {
+      g_set_error (error, VR_ERROR, VR_ERROR_KVM_CAPABILITY, "KVM cannot %s: %s",
+                   what, g_strerror (errno));
+      return false;
+    }
+  return true;
+}
+
+/* Creates the VM and its vCPUs, resets the devices and loads the kernel. @control held. */
+static bool
+create_vm (VrMachine  *self,
+           GError    **error)
+{
+  struct kvm_pit_config pit = { .flags = KVM_PIT_SPEAKER_DUMMY };
+  uint64_t identity = KVM_IDENTITY_MAP_ADDR;
+  VrBootCpuState boot_cpu;
+  int fd;
+
+  g_assert (self->vm_fd < 0 && self->vcpus == NULL);
+
+  fd = ioctl (self->kvm_fd, KVM_CREATE_VM, 0);
+  if (fd < 0)
+    {
+      g_set_error (error, VR_ERROR, VR_ERROR_KVM_CAPABILITY,
+                   "KVM cannot create a virtual machine: %s", g_strerror (errno));
+      return false;
+    }
+  self->vm_fd = fd;
+
+  /* Intel needs these two pages of its own inside the guest's address space: put them at
+   * the top of the MMIO hole, below the BIOS area, where nothing else lives. */
+  if (!vm_ioctl (self, KVM_SET_TSS_ADDR, (void *) (uintptr_t) KVM_TSS_ADDR,
+                 "place its TSS", error)
+      || !vm_ioctl (self, KVM_SET_IDENTITY_MAP_ADDR, &identity, "place its identity map", error)
+      || !vm_ioctl (self, KVM_CREATE_IRQCHIP, NULL, "create the interrupt controllers", error)
+      || !vm_ioctl (self, KVM_CREATE_PIT2, &pit, "create the PIT", error)
+      || !vr_irqchip_setup_routing (fd, error)
+      || !vr_memory_map_into_vm (self->memory, fd, error))
+    goto fail;
+
+  self->vcpus = g_new0 (VrVcpu *, self->config.cpus);
+  for (unsigned i = 0; i < self->config.cpus; i++)
+    {
+      g_autofree struct kvm_cpuid2 *cpuid = vr_cpuid_for_vcpu (self->cpuid, i, self->config.cpus);
+
+      self->vcpus[i] = vr_vcpu_new (fd, i, self->run_size, cpuid, error);
+      if (self->vcpus[i] == NULL)
+        goto fail;
+    }
+
+  vr_irqchip_set_vm (self->irq, fd);
+  for (guint i = 0; i < self->devices->len; i++)
+    vr_device_reset (g_ptr_array_index (self->devices, i));
+
+  vr_memory_write (self->memory, VR_ACPI_TABLES_ADDR,
+                   g_bytes_get_data (self->acpi_tables, NULL),
+                   g_bytes_get_size (self->acpi_tables));
+  if (!vr_boot_image_load (self->boot, self->memory, self->config.cmdline,
+                           VR_ACPI_TABLES_ADDR, &boot_cpu, error)
+      || !vr_vcpu_set_boot_state (self->vcpus[0], &boot_cpu, error))
+    goto fail;
+  return true;
+
+fail:
+  for (unsigned i = 0; self->vcpus && i < self->config.cpus; i++)
+    if (self->vcpus[i] == NULL)
+      {
+        /* vr_vcpu_free() of a partial array: free what exists. */
+        for (unsigned j = 0; j < i; j++)
+          vr_vcpu_free (self->vcpus[j]);
+        g_clear_pointer (&self->vcpus, g_free);
+        break;
+      }
+  destroy_vm (self);
+  return false;
+}
+
+static void
+start_vcpus (VrMachine *self)
+{
+  VrVcpuHost host = {
+    .pio = self->pio,
+    .mmio = self->mmio,
+    .wait_for_command = vcpu_wait_for_command,
+    .exit = vcpu_exit,
+    .opaque = self,
+  };
+
+  g_mutex_lock (&self->lock);
+  self->quit = false;
+  self->pause = false;
+  self->parked = 0;
+  self->active = self->config.cpus;
+  g_mutex_unlock (&self->lock);
+
+  for (unsigned i = 0; i < self->config.cpus; i++)
+    vr_vcpu_start (self->vcpus[i], &host);
+}
+
+/* Tells every vCPU thread to quit and joins them. @control held. */
+static void
+stop_vcpus (VrMachine *self)
+{
+  if (self->vcpus == NULL)
+    return;
+  g_mutex_lock (&self->lock);
+  self->quit = true;
+  g_cond_broadcast (&self->cond);
+  for (unsigned i = 0; i < self->config.cpus; i++)
+    vr_vcpu_kick (self->vcpus[i]);
+  g_mutex_unlock (&self->lock);
+
+  for (unsigned i = 0; i < self->config.cpus; i++)
+    vr_vcpu_join (self->vcpus[i]);
+
+  g_mutex_lock (&self->lock);
+  self->quit = false;
+  self->pause = false;
+  g_mutex_unlock (&self->lock);
+}
+
+/* Boots: a fresh VM over the existing RAM (cold: RAM discarded first). @control held. */
+static bool
+boot (VrMachine  *self,
+      bool        cold,
+      GError    **error)
+{
+  if (self->boot == NULL)
+    {
+      g_set_error (error, VR_ERROR, VR_ERROR_INVALID_CONFIG,
+                   "The machine “%s” has nothing to boot: give it a kernel", self->config.name);
+      return false;
+    }
+  stop_vcpus (self);
+  destroy_vm (self);
+  if (cold)
+    vr_memory_discard (self->memory);
+  if (!create_vm (self, error))
+    return false;
+
+  g_mutex_lock (&self->lock);
+  self->request = REQUEST_NONE;
+  g_clear_pointer (&self->request_message, g_free);
+  self->stop_reason = VR_STOP_NONE;
+  self->exit_status = 0;
+  g_mutex_unlock (&self->lock);
+
+  start_vcpus (self);
+  return true;
+}
+
+/* Stops everything and records why. @control held. */
+static void
+power_down (VrMachine    *self,
+            VrStopReason  reason,
+            int           exit_status)
+{
+  stop_vcpus (self);
+  destroy_vm (self);
+  g_mutex_lock (&self->lock);
+  self->stop_reason = reason;
+  self->exit_status = exit_status;
+  self->request = REQUEST_NONE;
+  self->state = VR_STATE_STOPPED;
+  g_mutex_unlock (&self->lock);
+  emit_event (self, VR_EVENT_STATE_CHANGED, NULL);
+  emit_event (self, VR_EVENT_POWERED_OFF, NULL);
+}
+
+/* On the I/O thread: carries out the guest's request. */
+static gboolean
+handle_request (gpointer data)
+{
+  VrMachine *self = data;
+  g_autofree char *message = NULL;
+  g_autoptr (GError) error = NULL;
+  Request request;
+  uint32_t value;
+
+  g_mutex_lock (&self->control);
+  g_mutex_lock (&self->lock);
+  request = self->request;
+  value = self->request_value;
+  message = g_steal_pointer (&self->request_message);
+  g_mutex_unlock (&self->lock);
+
+  if (request == REQUEST_NONE
+      || (self->state != VR_STATE_RUNNING && self->state != VR_STATE_PAUSED))
+    goto out;
+
+  switch (request)
+    {
+    case REQUEST_RESET:
+    case REQUEST_TRIPLE_FAULT:
+      if (self->config.on_reset == VR_RESET_RESTART)
+        {
+          g_debug ("%s: guest reset (%s)", self->config.name, message ? message : "");
+          if (boot (self, false, &error))
+            {
+              g_mutex_lock (&self->lock);
+              self->state = VR_STATE_RUNNING;
+              g_mutex_unlock (&self->lock);
+              emit_event (self, VR_EVENT_RESET, message);
+            }
+          else
+            {
+              emit_event (self, VR_EVENT_GUEST_ERROR, error->message);
+              power_down (self, VR_STOP_GUEST_ERROR, 0);
+            }
+        }
+      else
+        {
+          emit_event (self, VR_EVENT_RESET, message);
+          power_down (self, request == REQUEST_RESET ? VR_STOP_RESET : VR_STOP_TRIPLE_FAULT, 0);
+        }
+      break;
+    case REQUEST_POWER_OFF:
+      power_down (self, VR_STOP_POWER_OFF, 0);
+      break;
+    case REQUEST_DEBUG_EXIT:
+      power_down (self, VR_STOP_DEBUG_EXIT, (int) ((value << 1) | 1));
+      break;
+    case REQUEST_ERROR:
+      emit_event (self, VR_EVENT_GUEST_ERROR, message);
+      power_down (self, VR_STOP_GUEST_ERROR, 0);
+      break;
+    case REQUEST_NONE:
+    default:
+      break;
+    }
+
+out:
+  g_mutex_lock (&self->lock);
+  if (self->vcpus == NULL || self->state == VR_STATE_STOPPED)
+    self->request = REQUEST_NONE;
+  g_mutex_unlock (&self->lock);
+  g_mutex_unlock (&self->control);
+  return G_SOURCE_REMOVE;
+}
+
+/* ---- creation --------------------------------------------------------------------------- */
+
+static int
+open_kvm (GError **error)
+{
+  int fd = open ("/dev/kvm", O_RDWR | O_CLOEXEC);
+
+  if (fd >= 0)
+    return fd;
+  switch (errno)
+    {
+    case ENOENT:
+    case ENODEV:
+    case ENXIO:
+      g_set_error (error, VR_ERROR, VR_ERROR_NO_KVM,
+                   "This computer has no /dev/kvm. Turn on virtualization (VT-x or AMD-V) in "
+                   "the firmware settings and load the kvm_intel or kvm_amd module.");
+      break;
+    case EACCES:
+    case EPERM:
+      g_set_error (error, VR_ERROR, VR_ERROR_KVM_PERMISSION,
+                   "You may not use /dev/kvm. Add yourself to the “kvm” group "
+                   "(sudo usermod -aG kvm $USER), then log out and in again.");
+      break;
+    default:
+      g_set_error (error, VR_ERROR, VR_ERROR_NO_KVM, "Cannot open /dev/kvm: %s",
+                   g_strerror (errno));
+      break;
+    }
+  return -1;
+}
+
+static bool
+check_kvm (VrMachine  *self,
+           GError    **error)
+{
+  static const struct { int cap; const char *name; } required[] = {
+    { KVM_CAP_IRQCHIP,        "an in-kernel interrupt controller (KVM_CAP_IRQCHIP)" },
+    { KVM_CAP_PIT2,           "an in-kernel PIT (KVM_CAP_PIT2)" },
+    { KVM_CAP_USER_MEMORY,    "user memory slots (KVM_CAP_USER_MEMORY)" },
+    { KVM_CAP_IMMEDIATE_EXIT, "immediate exits (KVM_CAP_IMMEDIATE_EXIT)" },
+    { KVM_CAP_EXT_CPUID,      "extended CPUID (KVM_CAP_EXT_CPUID)" },
+    { KVM_CAP_SET_TSS_ADDR,   "KVM_CAP_SET_TSS_ADDR" },
+  };
+  int version = ioctl (self->kvm_fd, KVM_GET_API_VERSION, 0);
+  int max_vcpus;
+
+  if (version != KVM_API_VERSION)
+    {
+      g_set_error (error, VR_ERROR, VR_ERROR_KVM_CAPABILITY,
+                   "/dev/kvm speaks API version %d, Vireo needs %d", version, KVM_API_VERSION);
+      return false;
+    }
+  for (gsize i = 0; i < G_N_ELEMENTS (required); i++)
+    if (ioctl (self->kvm_fd, KVM_CHECK_EXTENSION, required[i].cap) <= 0)
+      {
+        g_set_error (error, VR_ERROR, VR_ERROR_KVM_CAPABILITY,
+                     "This kernel's KVM lacks %s, which Vireo needs", required[i].name);
+        return false;
+      }
+
+  max_vcpus = ioctl (self->kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_MAX_VCPUS);
+  if (max_vcpus <= 0)
+    max_vcpus = ioctl (self->kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_NR_VCPUS);
+  if (max_vcpus <= 0)
+    max_vcpus = 4;
+  if (self->config.cpus > (unsigned) max_vcpus)
+    {
+      g_set_error (error, VR_ERROR, VR_ERROR_INVALID_CONFIG,
+                   "This computer's KVM allows at most %d vCPUs per machine, not %u",
+                   max_vcpus, self->config.cpus);
+      return false;
+    }
+
+  self->run_size = ioctl (self->kvm_fd, KVM_GET_VCPU_MMAP_SIZE, 0);
+  if (self->run_size <= 0)
+    {
+      g_set_error (error, VR_ERROR, VR_ERROR_KVM_CAPABILITY,
+                   "KVM_GET_VCPU_MMAP_SIZE failed: %s", g_strerror (errno));
+      return false;
+    }
+  return true;
+}
+
+static bool
+check_config (const VrMachineConfig  *config,
+              GError                **error)
+{
+  uint64_t host_ram = (uint64_t) sysconf (_SC_PHYS_PAGES) * (uint64_t) sysconf (_SC_PAGESIZE);
+
+  if (config->cpus < 1 || config->cpus > VR_MAX_CPUS)
+    {
+      g_set_error (error, VR_ERROR, VR_ERROR_INVALID_CONFIG,
+                   "A machine has 1 to %d vCPUs, not %u", VR_MAX_CPUS, config->cpus);
+      return false;
+    }
+  if (config->memory < VR_MIN_MEMORY || (config->memory & 0xfff) != 0)
+    {
+      g_set_error (error, VR_ERROR, VR_ERROR_INVALID_CONFIG,
+                   "A machine needs at least 2 MiB of memory, in whole 4 KiB pages");
+      return false;
+    }
+  if (config->memory > VR_MAX_MEMORY || (host_ram > 0 && config->memory > host_ram))
+    {
+      g_set_error (error, VR_ERROR, VR_ERROR_INVALID_CONFIG,
+                   "The machine asks for %" G_GUINT64_FORMAT " MiB of memory but this computer "
+                   "has %" G_GUINT64_FORMAT " MiB", config->memory >> 20, host_ram >> 20);
+      return false;
+    }
+  if (config->serial == VR_SERIAL_FILE && (config->serial_path == NULL || !*config->serial_path))
+    {
+      g_set_error (error, VR_ERROR, VR_ERROR_INVALID_CONFIG,
+                   "A serial log file needs a path");
+      return false;
+    }
+  return true;
+}
+
+static bool
+add_device (VrMachine  *self,
+            VrDevice   *dev)
+{
+  if (dev == NULL)
+    return false;
+  g_ptr_array_add (self->devices, dev);
+  return true;
+}
+
+static bool
+create_devices (VrMachine  *self,
+                GError    **error)
+{
+  GMainContext *io = vr_iothread_get_context (self->iothread);
+  VrAcpiConfig acpi = { .ncpus = self->config.cpus };
+  VrDevice *fw_cfg, *pci;
+  uint64_t ram = self->config.memory;
+  uint16_t cpus = (uint16_t) self->config.cpus;
+
+  if (self->config.serial != VR_SERIAL_NONE)
+    {
+      self->serial_chr = vr_chardev_new (self->config.serial, self->config.serial_path, error);
+      if (self->serial_chr == NULL)
+        return false;
+    }
+
+  if (!add_device (self, vr_serial_new (self->pio, VR_COM1_BASE, self->irq, VR_COM1_IRQ,
+                                        self->serial_chr, io, error))
+      || !add_device (self, vr_i8042_new (self->pio, self->irq, self, error))
+      || !add_device (self, vr_rtc_new (self->pio, self->irq, self->memory, io, error))
+      || !add_device (self, vr_debug_exit_new (self->pio, self, error))
+      || !add_device (self, (pci = vr_pci_host_new (self->pio, self, error)))
+      || !vr_pci_host_attach_mmio (pci, self->mmio, VR_MMIO_HOLE_START,
+                                   VR_IOAPIC_ADDR - VR_MMIO_HOLE_START, error)
+      || !add_device (self, vr_pc_misc_new (self->pio, self, error))
+      || !add_device (self, (self->acpi_pm = vr_acpi_pm_new (self->pio, self->irq, self, error)))
+      || !add_device (self, (fw_cfg = vr_fw_cfg_new (self->pio, self->memory, error))))
+    return false;
+
+  vr_fw_cfg_add_item (fw_cfg, 0x03, &ram, sizeof ram);    /* FW_CFG_RAM_SIZE */
+  vr_fw_cfg_add_item (fw_cfg, 0x05, &cpus, sizeof cpus);  /* FW_CFG_NB_CPUS */
+  vr_fw_cfg_add_item (fw_cfg, 0x0f, &cpus, sizeof cpus);  /* FW_CFG_MAX_CPUS */
+
+  self->acpi_tables = vr_acpi_build (&acpi, VR_ACPI_TABLES_ADDR);
+  if (g_bytes_get_size (self->acpi_tables) > VR_ACPI_TABLES_SIZE)
+    {
+      g_set_error (error, VR_ERROR, VR_ERROR_INVALID_CONFIG,
+                   "The ACPI tables for %u vCPUs do not fit the BIOS area", self->config.cpus);
+      return false;
+    }
+  return true;
+}
+
+VrMachine *
+vr_machine_new (const VrMachineConfig  *config,
+                GError                **error)
+{
+  VrMachine *self;
+
+  g_return_val_if_fail (config != NULL, NULL);
+  g_return_val_if_fail (error == NULL || *error == NULL, NULL);
+
+  if (!check_config (config, error))
+    return NULL;
+
+  self = g_new0 (VrMachine, 1);
+  self->ref_count = 1;
+  self->kvm_fd = -1;
+  self->vm_fd = -1;
+  config_copy (&self->config, config);
+  g_mutex_init (&self->control);
+  g_mutex_init (&self->lock);
+  g_cond_init (&self->cond);
+  self->state = VR_STATE_CREATED;
+  self->devices = g_ptr_array_new ();
+  self->pio = vr_bus_new ("port I/O");
+  self->mmio = vr_bus_new ("MMIO");
+  self->irq = vr_irqchip_new ();
+  self->event_context = g_main_context_ref_thread_default ();
+
+  self->kvm_fd = open_kvm (error);
+  if (self->kvm_fd < 0 || !check_kvm (self, error))
+    goto fail;
+  self->cpuid = vr_cpuid_get_supported (self->kvm_fd, self->config.cpuid_mask, error);
+  if (self->cpuid == NULL)
+    goto fail;
+  self->memory = vr_memory_new (self->config.memory, error);
+  if (self->memory == NULL)
+    goto fail;
+  if (self->config.kernel != NULL)
+    {
+      self->boot = vr_boot_image_new (self->config.kernel, self->config.initrd,
+                                      self->config.memory, error);
+      if (self->boot == NULL)
+        goto fail;
+    }
+  self->iothread = vr_iothread_new ("vireo-io");
+  if (!create_devices (self, error))
+    goto fail;
+  return self;
+
+fail:
+  vr_machine_free (self);
+  return NULL;
+}
+
+/* ---- lifecycle -------------------------------------------------------------------------- */
+
+bool
+vr_machine_start (VrMachine  *self,
+                  GError    **error)
+{
+  bool ok = false;
+
+  g_return_val_if_fail (self != NULL, false);
+
+  g_mutex_lock (&self->control);
+  if (self->state == VR_STATE_RUNNING || self->state == VR_STATE_PAUSED)
+    {
+      g_set_error (error, VR_ERROR, VR_ERROR_STATE, "The machine “%s” is already running",
+                   self->config.name);
+      goto out;
+    }
+  if (!boot (self, self->state == VR_STATE_STOPPED, error))
+    goto out;
+  set_state (self, VR_STATE_RUNNING);
+  ok = true;
+
+out:
+  g_mutex_unlock (&self->control);
+  return ok;
+}
+
+bool
+vr_machine_pause (VrMachine  *self,
+                  GError    **error)
+{
+  bool ok = false;
+
+  g_return_val_if_fail (self != NULL, false);
+
+  g_mutex_lock (&self->control);
+  if (self->state != VR_STATE_RUNNING)
+    {
+      g_set_error (error, VR_ERROR, VR_ERROR_STATE, "The machine “%s” is not running",
+                   self->config.name);
+      goto out;
+    }
+  g_mutex_lock (&self->lock);
+  self->pause = true;
+  for (unsigned i = 0; i < self->config.cpus; i++)
+    vr_vcpu_kick (self->vcpus[i]);
+  /* Every vCPU thread is parked, or has left because of a guest request. */
+  while (self->parked < self->active)
+    g_cond_wait (&self->cond, &self->lock);
+  self->state = VR_STATE_PAUSED;
+  g_mutex_unlock (&self->lock);
+  emit_event (self, VR_EVENT_STATE_CHANGED, NULL);
+  ok = true;
+
+out:
+  g_mutex_unlock (&self->control);
+  return ok;
+}
+
+bool
+vr_machine_resume (VrMachine  *self,
+                   GError    **error)
+{
+  bool ok = false;
+
+  g_return_val_if_fail (self != NULL, false);
+
+  g_mutex_lock (&self->control);
+  if (self->state != VR_STATE_PAUSED)
+    {
+      g_set_error (error, VR_ERROR, VR_ERROR_STATE, "The machine “%s” is not paused",
+                   self->config.name);
+      goto out;
+    }
+  g_mutex_lock (&self->lock);
+  self->pause = false;
+  self->state = VR_STATE_RUNNING;
+  g_cond_broadcast (&self->cond);
+  g_mutex_unlock (&self->lock);
+  emit_event (self, VR_EVENT_STATE_CHANGED, NULL);
+  ok = true;
+
+out:
+  g_mutex_unlock (&self->control);
+  return ok;
+}
+
+bool
+vr_machine_reset (VrMachine  *self,
+                  GError    **error)
+{
+  bool ok = false;
+
+  g_return_val_if_fail (self != NULL, false);
+
+  g_mutex_lock (&self->control);
+  if (self->state != VR_STATE_RUNNING && self->state != VR_STATE_PAUSED)
+    {
+      g_set_error (error, VR_ERROR, VR_ERROR_STATE, "The machine “%s” is not running",
+                   self->config.name);
+      goto out;
+    }
+  if (!boot (self, false, error))
+    {
+      power_down (self, VR_STOP_GUEST_ERROR, 0);
+      goto out;
+    }
+  set_state (self, VR_STATE_RUNNING);
+  emit_event (self, VR_EVENT_RESET, "reset by the user");
+  ok = true;
+
+out:
+  g_mutex_unlock (&self->control);
+  return ok;
+}
+
+void
+vr_machine_stop (VrMachine *self)
+{
+  g_return_if_fail (self != NULL);
+
+  g_mutex_lock (&self->control);
+  if (self->state == VR_STATE_RUNNING || self->state == VR_STATE_PAUSED)
+    power_down (self, VR_STOP_REQUESTED, 0);
+  g_mutex_unlock (&self->control);
+}
+
+void
+vr_machine_power_button (VrMachine *self)
+{
+  g_return_if_fail (self != NULL);
+
+  if (self->acpi_pm)
+    vr_acpi_pm_power_button (self->acpi_pm);
+}
+
+VrMachineState
+vr_machine_get_state (VrMachine *self)
+{
+  VrMachineState state;
+
+  g_mutex_lock (&self->lock);
+  state = self->state;
+  g_mutex_unlock (&self->lock);
+  return state;
+}
+
+VrStopReason
+vr_machine_get_stop_reason (VrMachine *self)
+{
+  VrStopReason reason;
+
+  g_mutex_lock (&self->lock);
+  reason = self->stop_reason;
+  g_mutex_unlock (&self->lock);
+  return reason;
+}
+
+int
+vr_machine_get_exit_status (VrMachine *self)
+{
+  int status;
+
+  g_mutex_lock (&self->lock);
+  status = self->exit_status;
+  g_mutex_unlock (&self->lock);
+  return status;
+}
+
+const char *
+vr_machine_get_serial_pty (VrMachine *self)
+{
+  return self->serial_chr ? vr_chardev_get_pty_path (self->serial_chr) : NULL;
+}
+
+const VrMachineConfig *
+vr_machine_get_config (VrMachine *self)
+{
+  return &self->config;
+}
+
+/* ---- destruction ------------------------------------------------------------------------ */
+
+static void
+machine_finalize (VrMachine *self)
+{
+  for (guint i = self->devices->len; i > 0; i--)
+    vr_device_destroy (g_ptr_array_index (self->devices, i - 1));
+  g_ptr_array_unref (self->devices);
+  g_clear_pointer (&self->serial_chr, vr_chardev_free);
+  g_clear_pointer (&self->acpi_tables, g_bytes_unref);
+  g_clear_pointer (&self->boot, vr_boot_image_free);
+  g_clear_pointer (&self->memory, vr_memory_free);
+  g_clear_pointer (&self->cpuid, g_free);
+  if (self->kvm_fd >= 0)
+    close (self->kvm_fd);
+  vr_irqchip_free (self->irq);
+  vr_bus_free (self->pio);
+  vr_bus_free (self->mmio);
+  if (self->event_destroy)
+    self->event_destroy (self->event_data);
+  g_clear_pointer (&self->event_context, g_main_context_unref);
+  g_free (self->request_message);
+  vr_machine_config_clear (&self->config);
+  g_mutex_clear (&self->control);
+  g_mutex_clear (&self->lock);
+  g_cond_clear (&self->cond);
+  g_free (self);
+}
+
+static void
+machine_unref (VrMachine *self)
+{
+  if (g_atomic_int_dec_and_test (&self->ref_count))
+    machine_finalize (self);
+}
+
+void
+vr_machine_free (VrMachine *self)
+{
+  if (self == NULL)
+    return;
+
+  g_atomic_int_set (&self->disposed, 1);
+  g_mutex_lock (&self->control);
+  stop_vcpus (self);
+  destroy_vm (self);
+  g_mutex_lock (&self->lock);
+  self->state = VR_STATE_STOPPED;
+  self->request = REQUEST_NONE;
+  g_mutex_unlock (&self->lock);
+  g_mutex_unlock (&self->control);
+  /* No request handler can run after this: the I/O thread is gone. */
+  g_clear_pointer (&self->iothread, vr_iothread_free);
+  machine_unref (self);
+}

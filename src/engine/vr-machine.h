@@ -1,0 +1,148 @@
+/* SPDX-License-Identifier: GPL-3.0-or-later */
+#pragma once
+
+#include <glib.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+G_BEGIN_DECLS
+
+#define VR_ERROR (vr_error_quark ())
+
+typedef enum
+{
+  VR_ERROR_FAILED,
+  VR_ERROR_NO_KVM,          /* /dev/kvm missing */
+  VR_ERROR_KVM_PERMISSION,  /* /dev/kvm not accessible */
+  VR_ERROR_KVM_CAPABILITY,  /* a required KVM capability is missing */
+  VR_ERROR_INVALID_CONFIG,  /* the configuration asks for something impossible */
+  VR_ERROR_NO_MEMORY,       /* guest memory cannot be allocated */
+  VR_ERROR_BAD_KERNEL,      /* the kernel image cannot be booted */
+  VR_ERROR_BAD_INITRD,
+  VR_ERROR_BACKEND,         /* a host backend (pty, file) failed */
+  VR_ERROR_STATE,           /* the call is not valid in the machine's current state */
+} VrError;
+
+GQuark vr_error_quark (void);
+
+typedef enum
+{
+  VR_SERIAL_NONE,
+  VR_SERIAL_STDIO,
+  VR_SERIAL_PTY,
+  VR_SERIAL_FILE,
+} VrSerialBackend;
+
+typedef enum
+{
+  VR_RESET_RESTART,  /* a guest reset reboots the machine (like a PC) */
+  VR_RESET_STOP,     /* a guest reset stops the machine (like QEMU -no-reboot) */
+} VrResetPolicy;
+
+typedef struct
+{
+  char            *name;
+  char            *kernel;       /* bzImage, PVH ELF or Multiboot v1 kernel */
+  char            *initrd;       /* optional */
+  char            *cmdline;      /* optional */
+  uint64_t         memory;       /* bytes */
+  unsigned         cpus;         /* 1..VR_MAX_CPUS */
+  VrSerialBackend  serial;
+  char            *serial_path;  /* the log file for VR_SERIAL_FILE */
+  VrResetPolicy    on_reset;
+  /*
+   * CPUID features to hide from the guest, as a comma-separated list of names such as
+   * "x2apic,avx512f,pdpe1gb" (see vr-cpuid.c for the table), or NULL.
+   */
+  char            *cpuid_mask;
+} VrMachineConfig;
+
+#define VR_MAX_CPUS      64
+#define VR_MIN_MEMORY    (2u << 20)
+#define VR_MAX_MEMORY    (1024ull << 30)
+
+void             vr_machine_config_init  (VrMachineConfig       *config);
+void             vr_machine_config_clear (VrMachineConfig       *config);
+
+typedef enum
+{
+  VR_STATE_CREATED,   /* built, never started */
+  VR_STATE_RUNNING,
+  VR_STATE_PAUSED,
+  VR_STATE_STOPPED,   /* powered off, exited or stopped; start() boots it again */
+} VrMachineState;
+
+typedef enum
+{
+  VR_STOP_NONE,
+  VR_STOP_POWER_OFF,     /* ACPI S5 */
+  VR_STOP_DEBUG_EXIT,    /* the isa-debug-exit port; see exit_status */
+  VR_STOP_RESET,         /* a guest reset with VR_RESET_STOP */
+  VR_STOP_TRIPLE_FAULT,  /* a triple fault with VR_RESET_STOP */
+  VR_STOP_GUEST_ERROR,   /* KVM could not run the guest: internal error, bad exit */
+  VR_STOP_REQUESTED,     /* vr_machine_stop() */
+} VrStopReason;
+
+typedef enum
+{
+  VR_EVENT_STATE_CHANGED,
+  VR_EVENT_POWERED_OFF,
+  VR_EVENT_RESET,
+  VR_EVENT_GUEST_ERROR,
+} VrEventType;
+
+typedef struct
+{
+  VrEventType     type;
+  VrMachineState  state;       /* the state after the event */
+  VrStopReason    reason;      /* for POWERED_OFF */
+  int             exit_status; /* for VR_STOP_DEBUG_EXIT: (value << 1) | 1 */
+  const char     *message;     /* for GUEST_ERROR and RESET: human-readable */
+} VrEvent;
+
+typedef struct _VrMachine VrMachine;
+
+typedef void (*VrEventFunc) (VrMachine     *machine,
+                             const VrEvent *event,
+                             gpointer       user_data);
+
+VrMachine      *vr_machine_new              (const VrMachineConfig  *config,
+                                             GError                **error);
+void            vr_machine_free             (VrMachine              *machine);
+/* Events are delivered on @context (NULL: the thread-default context at the time of call). */
+void            vr_machine_set_event_func   (VrMachine              *machine,
+                                             GMainContext           *context,
+                                             VrEventFunc             func,
+                                             gpointer                user_data,
+                                             GDestroyNotify          destroy);
+bool            vr_machine_start            (VrMachine              *machine,
+                                             GError                **error);
+bool            vr_machine_pause            (VrMachine              *machine,
+                                             GError                **error);
+bool            vr_machine_resume           (VrMachine              *machine,
+                                             GError                **error);
+bool            vr_machine_reset            (VrMachine              *machine,
+                                             GError                **error);
+/* Stops at once (pulling the plug). Blocks until every vCPU thread has returned. */
+void            vr_machine_stop             (VrMachine              *machine);
+/* Presses the ACPI power button: the guest decides what to do. */
+void            vr_machine_power_button     (VrMachine              *machine);
+
+VrMachineState  vr_machine_get_state        (VrMachine              *machine);
+VrStopReason    vr_machine_get_stop_reason  (VrMachine              *machine);
+int             vr_machine_get_exit_status  (VrMachine              *machine);
+/* The pty's path with VR_SERIAL_PTY, else NULL. */
+const char     *vr_machine_get_serial_pty   (VrMachine              *machine);
+const VrMachineConfig *vr_machine_get_config (VrMachine             *machine);
+
+/* Parses "512M", "2G", "1048576" (bytes; K/M/G/T suffixes are binary). */
+bool            vr_parse_size               (const char             *text,
+                                             uint64_t               *out,
+                                             GError                **error);
+
+const char     *vr_machine_state_to_string  (VrMachineState          state);
+const char     *vr_stop_reason_to_string    (VrStopReason            reason);
+
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (VrMachine, vr_machine_free)
+
+G_END_DECLS

@@ -1,0 +1,72 @@
+/* SPDX-License-Identifier: GPL-3.0-or-later */
+#pragma once
+
+#include <glib.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+G_BEGIN_DECLS
+
+/*
+ * Guest RAM: one memfd, mapped once into the VMM. Below 4 GiB, RAM ends at the start of the
+ * 32-bit MMIO hole (VR_MMIO_HOLE_START); the rest lives above 4 GiB.
+ *
+ *   [0, low_size)               RAM        (e820 splits out the legacy VGA/BIOS area)
+ *   [VR_MMIO_HOLE_START, 4 GiB) MMIO: PCI BARs, IOAPIC 0xfec00000, LAPIC 0xfee00000
+ *   [4 GiB, 4 GiB + high_size)  RAM
+ *
+ * Every guest-physical access made on a device's behalf goes through vr_memory_translate()
+ * or the copy helpers, which check the whole range lies in RAM: a guest address is hostile.
+ * Immutable after creation; safe from any thread.
+ */
+
+#define VR_MMIO_HOLE_START   0xc0000000ull
+#define VR_4GIB              0x100000000ull
+
+typedef struct _VrMemory VrMemory;
+
+typedef enum
+{
+  VR_E820_RAM      = 1,
+  VR_E820_RESERVED = 2,
+  VR_E820_ACPI     = 3,
+} VrE820Type;
+
+typedef struct
+{
+  uint64_t addr;
+  uint64_t size;
+  uint32_t type;
+} VrE820Entry;
+
+VrMemory *vr_memory_new          (uint64_t       size,
+                                  GError       **error);
+void      vr_memory_free         (VrMemory      *mem);
+uint64_t  vr_memory_get_size     (VrMemory      *mem);
+uint64_t  vr_memory_low_size     (VrMemory      *mem);
+uint64_t  vr_memory_high_size    (VrMemory      *mem);
+int       vr_memory_get_fd       (VrMemory      *mem);
+/* Host address of guest-physical [gpa, gpa + len), or NULL when not entirely RAM. */
+void     *vr_memory_translate    (VrMemory      *mem,
+                                  uint64_t       gpa,
+                                  uint64_t       len);
+bool      vr_memory_read         (VrMemory      *mem,
+                                  uint64_t       gpa,
+                                  void          *buf,
+                                  uint64_t       len);
+bool      vr_memory_write        (VrMemory      *mem,
+                                  uint64_t       gpa,
+                                  const void    *buf,
+                                  uint64_t       len);
+/* Drops all contents (a cold boot): pages read as zero and are returned to the host. */
+void      vr_memory_discard      (VrMemory      *mem);
+/* Registers the RAM slots with a KVM VM. */
+bool      vr_memory_map_into_vm  (VrMemory      *mem,
+                                  int            vm_fd,
+                                  GError       **error);
+/* The guest's e820 map (RAM, with the legacy areas reserved). Returns the entry count. */
+unsigned  vr_memory_e820         (VrMemory      *mem,
+                                  VrE820Entry   *entries,
+                                  unsigned       max);
+
+G_END_DECLS
