@@ -92,6 +92,16 @@ on_signal (gpointer user_data)
 }
 
 static gboolean
+on_dump_signal (gpointer user_data)
+{
+  Run *run = user_data;
+  g_autofree char *dump = vr_machine_dump_cpus (run->machine);
+
+  g_printerr ("%s", dump);
+  return G_SOURCE_CONTINUE;
+}
+
+static gboolean
 on_timeout (gpointer user_data)
 {
   Run *run = user_data;
@@ -157,7 +167,7 @@ main (int   argc,
   g_autoptr (GMainLoop) loop = NULL;
   VrMachineConfig config;
   Run run = { 0 };
-  guint sigint, sigterm, timer = 0;
+  guint sigint, sigterm, sigusr2, timer = 0;
 
   setlocale (LC_ALL, "");
 
@@ -173,7 +183,9 @@ main (int   argc,
     "  6    the guest triple-faulted and --no-reboot was given\n"
     "  8    the guest stopped on an error KVM could not handle\n"
     "  124  --timeout expired\n"
-    "  130  interrupted by SIGINT or SIGTERM\n");
+    "  130  interrupted by SIGINT or SIGTERM\n"
+    "\n"
+    "SIGUSR2 prints every vCPU's registers on standard error.\n");
   g_option_context_add_main_entries (context, entries, NULL);
   if (!g_option_context_parse (context, &argc, &argv, &error))
     {
@@ -238,6 +250,7 @@ main (int   argc,
   vr_machine_set_event_func (run.machine, NULL, on_event, &run, NULL);
   sigint = g_unix_signal_add (SIGINT, on_signal, &run);
   sigterm = g_unix_signal_add (SIGTERM, on_signal, &run);
+  sigusr2 = g_unix_signal_add (SIGUSR2, on_dump_signal, &run);
   signal (SIGPIPE, SIG_IGN);
 
   if (vr_machine_get_serial_pty (run.machine))
@@ -259,6 +272,7 @@ main (int   argc,
     g_source_remove (timer);
   g_source_remove (sigint);
   g_source_remove (sigterm);
+  g_source_remove (sigusr2);
   vr_machine_stop (run.machine);
   vr_machine_free (run.machine);
   fflush (stdout);

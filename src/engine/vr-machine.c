@@ -1114,6 +1114,34 @@ vr_machine_get_config (VrMachine *self)
   return &self->config;
 }
 
+char *
+vr_machine_dump_cpus (VrMachine *self)
+{
+  GString *s = g_string_new (NULL);
+  bool was_running;
+
+  g_return_val_if_fail (self != NULL, NULL);
+
+  was_running = vr_machine_get_state (self) == VR_STATE_RUNNING;
+  if (was_running && !vr_machine_pause (self, NULL))
+    was_running = false;
+  g_mutex_lock (&self->control);
+  if (self->vcpus == NULL)
+    g_string_append (s, "no vCPUs exist: the machine is not running\n");
+  for (unsigned i = 0; self->vcpus && i < self->config.cpus; i++)
+    {
+      g_autofree char *dump = vr_vcpu_dump (self->vcpus[i], self->memory);
+      struct kvm_mp_state mp = { 0 };
+
+      ioctl (vr_vcpu_get_fd (self->vcpus[i]), KVM_GET_MP_STATE, &mp);
+      g_string_append_printf (s, "%s MP state %u\n", dump, mp.mp_state);
+    }
+  g_mutex_unlock (&self->control);
+  if (was_running)
+    vr_machine_resume (self, NULL);
+  return g_string_free (s, FALSE);
+}
+
 /* ---- destruction ------------------------------------------------------------------------ */
 
 static void

@@ -128,6 +128,10 @@ void            vr_machine_stop             (VrMachine              *machine);
 /* Presses the ACPI power button: the guest decides what to do. */
 void            vr_machine_power_button     (VrMachine              *machine);
 
+/* Every vCPU's registers and the bytes at its RIP, for diagnosis (g_free it). Briefly pauses
+ * a running machine. */
+char           *vr_machine_dump_cpus        (VrMachine              *machine);
+
 VrMachineState  vr_machine_get_state        (VrMachine              *machine);
 VrStopReason    vr_machine_get_stop_reason  (VrMachine              *machine);
 int             vr_machine_get_exit_status  (VrMachine              *machine);

@@ -3,6 +3,8 @@
 #include "boot.h"
 
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include "../vr-machine-private.h"
 
@@ -134,6 +136,16 @@ vr_boot_image_new (const char  *kernel_path,
   return g_steal_pointer (&image);
 }
 
+static void
+release_pages (const VrBootFile *file)
+{
+  uintptr_t start = (uintptr_t) file->data;
+  uintptr_t page = (uintptr_t) sysconf (_SC_PAGESIZE);
+  uintptr_t aligned = start & ~(page - 1);
+
+  madvise ((void *) aligned, file->size + (start - aligned), MADV_DONTNEED);
+}
+
 VrBootProtocol
 vr_boot_image_get_protocol (VrBootImage *image)
 {
@@ -150,18 +162,30 @@ vr_boot_image_load (VrBootImage     *image,
 {
   const VrBootFile *initrd = image->initrd_map ? &image->initrd : NULL;
 
+  bool ok;
+
   memset (cpu, 0, sizeof *cpu);
   switch (image->protocol)
     {
     case VR_BOOT_LINUX:
-      return vr_linux_load (&image->kernel, initrd, memory, cmdline, rsdp_addr, cpu, error);
+      ok = vr_linux_load (&image->kernel, initrd, memory, cmdline, rsdp_addr, cpu, error);
+      break;
     case VR_BOOT_PVH:
-      return vr_pvh_load (&image->kernel, initrd, memory, cmdline, rsdp_addr, cpu, error);
+      ok = vr_pvh_load (&image->kernel, initrd, memory, cmdline, rsdp_addr, cpu, error);
+      break;
     case VR_BOOT_MULTIBOOT:
-      return vr_multiboot_load (&image->kernel, initrd, memory, cmdline, rsdp_addr, cpu, error);
+      ok = vr_multiboot_load (&image->kernel, initrd, memory, cmdline, rsdp_addr, cpu, error);
+      break;
     default:
       g_assert_not_reached ();
     }
+
+  /* The images stay mapped for the next reset, but their pages need not stay resident in
+   * the VMM: a kernel is copied into guest RAM and then only costs page cache. */
+  release_pages (&image->kernel);
+  if (initrd)
+    release_pages (&image->initrd);
+  return ok;
 }
 
 void
