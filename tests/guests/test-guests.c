@@ -20,6 +20,7 @@
  */
 
 #include <glib.h>
+#include <signal.h>
 #include <gio/gio.h>
 #include <glib/gstdio.h>
 #include <stdio.h>
@@ -552,6 +553,85 @@ static const GuestCase cases[] = {
   BOTH ("/pci", "pci", NULL, 1, FALSE, 1, 1, PCI, FALSE),
 };
 
+/* ----------------------------------------------------------------- signals */
+
+/* Ctrl+C (SIGINT) and SIGTERM stop a running machine cleanly: status 130, at once. */
+static void
+test_signal (gconstpointer data)
+{
+  int signo = GPOINTER_TO_INT (data);
+  const char *v = g_getenv ("VIREO_RUN");
+  g_autofree char *kernel = g_build_filename (guest_dir (), "lifecycle.elf", NULL);
+  g_autofree char *dir = g_dir_make_tmp ("vireo-signal-XXXXXX", NULL);
+  g_autofree char *log = g_build_filename (dir, "serial.log", NULL);
+  g_autofree char *serial = g_strconcat ("file:", log, NULL);
+  g_autoptr (GSubprocess) proc = NULL;
+  g_autoptr (GError) error = NULL;
+  gint64 deadline, sent;
+
+  if (!v || !*v)
+    {
+      g_test_skip ("VIREO_RUN not set");
+      return;
+    }
+  proc = g_subprocess_new (G_SUBPROCESS_FLAGS_STDOUT_SILENCE, &error, v, "--kernel", kernel,
+                           "--append", "count", "--cpus", "2", "--memory", "64M",
+                           "--serial", serial, "--timeout", "120", NULL);
+  g_assert_no_error (error);
+
+  /* Wait until the guest is visibly running. */
+  deadline = g_get_monotonic_time () + 60 * G_USEC_PER_SEC;
+  for (;;)
+    {
+      g_autofree char *text = NULL;
+
+      if (g_file_get_contents (log, &text, NULL, NULL) && strstr (text, "tick 2\n"))
+        break;
+      g_assert_cmpint (g_get_monotonic_time (), <, deadline);
+      g_usleep (10000);
+    }
+
+  sent = g_get_monotonic_time ();
+  g_subprocess_send_signal (proc, signo);
+  g_subprocess_wait (proc, NULL, &error);
+  g_assert_no_error (error);
+  g_test_message ("stopped %.3f s after signal %d", (g_get_monotonic_time () - sent) / 1e6, signo);
+  g_assert_true (g_subprocess_get_if_exited (proc));
+  g_assert_cmpint (g_subprocess_get_exit_status (proc), ==, 130);
+  g_assert_cmpint (g_get_monotonic_time () - sent, <, 10 * G_USEC_PER_SEC);
+  g_unlink (log);
+  g_rmdir (dir);
+}
+
+/* Without /dev/kvm the user is told what to do, and vireo-run exits 2. */
+static void
+test_bad_no_kvm (void)
+{
+  const char *v = g_getenv ("VIREO_RUN");
+  g_autofree char *kernel = g_build_filename (guest_dir (), "hello.elf", NULL);
+  g_autoptr (GSubprocessLauncher) launcher = NULL;
+  g_autoptr (GSubprocess) proc = NULL;
+  g_autoptr (GError) error = NULL;
+  g_autofree char *err = NULL;
+
+  if (!v || !*v)
+    {
+      g_test_skip ("VIREO_RUN not set");
+      return;
+    }
+  launcher = g_subprocess_launcher_new (G_SUBPROCESS_FLAGS_STDOUT_SILENCE
+                                        | G_SUBPROCESS_FLAGS_STDERR_PIPE);
+  g_subprocess_launcher_setenv (launcher, "VIREO_KVM_DEVICE", "/nonexistent/kvm", TRUE);
+  proc = g_subprocess_launcher_spawn (launcher, &error, v, "--kernel", kernel, NULL);
+  g_assert_no_error (error);
+  g_subprocess_communicate_utf8 (proc, NULL, NULL, NULL, &err, &error);
+  g_assert_no_error (error);
+  g_test_message ("%s", err);
+  g_assert_cmpint (g_subprocess_get_exit_status (proc), ==, 2);
+  g_assert_nonnull (strstr (err, "/dev/kvm"));
+  g_assert_nonnull (strstr (err, "virtualization"));
+}
+
 int
 main (int argc, char **argv)
 {
@@ -580,6 +660,9 @@ main (int argc, char **argv)
   g_test_add_func ("/bad-input/empty", test_bad_empty);
   g_test_add_func ("/bad-input/garbage", test_bad_garbage);
   g_test_add_func ("/bad-input/truncated", test_bad_truncated);
+  g_test_add_func ("/bad-input/no-kvm", test_bad_no_kvm);
+  g_test_add_data_func ("/signals/sigint", GINT_TO_POINTER (SIGINT), test_signal);
+  g_test_add_data_func ("/signals/sigterm", GINT_TO_POINTER (SIGTERM), test_signal);
 
   return g_test_run ();
 }
