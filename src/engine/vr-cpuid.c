@@ -74,6 +74,11 @@ static const VrCpuidFeature features[] = {
   { "kvm-pv-unhalt", 0x40000001, 0, EAX, 7 },
   { "kvm-steal-time", 0x40000001, 0, EAX, 5 },
   { "kvm-async-pf", 0x40000001, 0, EAX,  4 },
+  { "kvm-pv-tlb-flush", 0x40000001, 0, EAX, 9 },
+  { "kvm-pv-ipi",   0x40000001, 0, EAX, 11 },  /* IPIs by hypercall */
+  { "kvm-poll-control", 0x40000001, 0, EAX, 12 },
+  { "kvm-pv-sched-yield", 0x40000001, 0, EAX, 13 },  /* yield by hypercall */
+  { "kvm-msi-ext-dest-id", 0x40000001, 0, EAX, 15 },
 };
 
 char **
