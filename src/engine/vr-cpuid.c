@@ -191,13 +191,55 @@ vr_cpuid_get_supported (int          kvm_fd,
   return g_steal_pointer (&cpuid);
 }
 
+/* One package of @ncpus cores, one thread each: the extended topology leaf (0xb or 0x1f)
+ * for the vCPU with x2APIC id @index, sub-leaves SMT, core, then the terminating one. */
+static void
+add_topology (struct kvm_cpuid2 *cpuid,
+              uint32_t           function,
+              unsigned           index,
+              unsigned           ncpus)
+{
+  uint32_t core_shift = g_bit_storage (MAX (ncpus, 1u) - 1);
+  struct kvm_cpuid_entry2 levels[3] = {
+    { .function = function, .index = 0, .eax = 0, .ebx = 1, .ecx = (1u << 8) | 0, .edx = index },
+    { .function = function, .index = 1, .eax = core_shift, .ebx = ncpus, .ecx = (2u << 8) | 1,
+      .edx = index },
+    { .function = function, .index = 2, .eax = 0, .ebx = 0, .ecx = 2, .edx = index },
+  };
+
+  for (unsigned i = 0; i < G_N_ELEMENTS (levels); i++)
+    {
+      levels[i].flags = KVM_CPUID_FLAG_SIGNIFCANT_INDEX;
+      cpuid->entries[cpuid->nent++] = levels[i];
+    }
+}
+
 struct kvm_cpuid2 *
 vr_cpuid_for_vcpu (const struct kvm_cpuid2 *base,
                    unsigned                 index,
                    unsigned                 ncpus)
 {
-  gsize size = sizeof *base + base->nent * sizeof (struct kvm_cpuid_entry2);
-  struct kvm_cpuid2 *cpuid = g_memdup2 (base, size);
+  struct kvm_cpuid2 *cpuid = g_malloc0 (sizeof *cpuid
+                                        + (base->nent + 6) * sizeof (struct kvm_cpuid_entry2));
+  bool has_0b = false, has_1f = false;
+
+  /* Everything but the topology leaves, which are rebuilt below for this vCPU. */
+  for (uint32_t i = 0; i < base->nent; i++)
+    {
+      const struct kvm_cpuid_entry2 *e = &base->entries[i];
+
+      if (e->function == 0xb || e->function == 0x1f)
+        {
+          has_0b |= e->function == 0xb;
+          has_1f |= e->function == 0x1f;
+          continue;
+        }
+      cpuid->entries[cpuid->nent++] = *e;
+    }
+  if (has_0b)
+    add_topology (cpuid, 0xb, index, ncpus);
+  if (has_1f)
+    add_topology (cpuid, 0x1f, index, ncpus);
 
   for (uint32_t i = 0; i < cpuid->nent; i++)
     {
@@ -218,28 +260,6 @@ vr_cpuid_for_vcpu (const struct kvm_cpuid2 *base,
           break;
         case 6:
           e->ecx &= ~(1u << 3);  /* no energy/performance bias MSR */
-          break;
-        case 0xb:
-        case 0x1f:
-          /* Extended topology: x2APIC id in EDX; level 0 = SMT (1 thread), level 1 = core. */
-          e->edx = index;
-          if (e->index == 0)
-            {
-              e->eax = 0;
-              e->ebx = 1;
-              e->ecx = (1u << 8) | 0;
-            }
-          else if (e->index == 1)
-            {
-              e->eax = g_bit_storage (MAX (ncpus, 1u) - 1);
-              e->ebx = ncpus;
-              e->ecx = (2u << 8) | 1;
-            }
-          else
-            {
-              e->eax = e->ebx = 0;
-              e->ecx = e->index;
-            }
           break;
         default:
           break;
