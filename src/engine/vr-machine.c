@@ -937,6 +937,22 @@ fail:
 
 /* ---- lifecycle -------------------------------------------------------------------------- */
 
+/* With @control held: is the machine in one of @allowed (a mask of 1 << VrMachineState)? */
+static bool
+require_state (VrMachine   *self,
+               unsigned     allowed,
+               const char  *complaint,
+               GError     **error)
+{
+  if (allowed & (1u << self->state))
+    return true;
+  g_set_error (error, VR_ERROR, VR_ERROR_STATE, "The machine “%s” %s", self->config.name,
+               complaint);
+  return false;
+}
+
+#define STATE_BIT(s) (1u << (s))
+
 bool
 vr_machine_start (VrMachine  *self,
                   GError    **error)
@@ -946,12 +962,9 @@ vr_machine_start (VrMachine  *self,
   g_return_val_if_fail (self != NULL, false);
 
   g_mutex_lock (&self->control);
-  if (self->state == VR_STATE_RUNNING || self->state == VR_STATE_PAUSED)
-    {
-      g_set_error (error, VR_ERROR, VR_ERROR_STATE, "The machine “%s” is already running",
-                   self->config.name);
-      goto out;
-    }
+  if (!require_state (self, STATE_BIT (VR_STATE_CREATED) | STATE_BIT (VR_STATE_STOPPED),
+                      "is already running", error))
+    goto out;
   if (!boot (self, self->state == VR_STATE_STOPPED, error))
     goto out;
   set_state (self, VR_STATE_RUNNING);
@@ -971,12 +984,8 @@ vr_machine_pause (VrMachine  *self,
   g_return_val_if_fail (self != NULL, false);
 
   g_mutex_lock (&self->control);
-  if (self->state != VR_STATE_RUNNING)
-    {
-      g_set_error (error, VR_ERROR, VR_ERROR_STATE, "The machine “%s” is not running",
-                   self->config.name);
-      goto out;
-    }
+  if (!require_state (self, STATE_BIT (VR_STATE_RUNNING), "is not running", error))
+    goto out;
   g_mutex_lock (&self->lock);
   self->pause = true;
   for (unsigned i = 0; i < self->config.cpus; i++)
@@ -1003,12 +1012,8 @@ vr_machine_resume (VrMachine  *self,
   g_return_val_if_fail (self != NULL, false);
 
   g_mutex_lock (&self->control);
-  if (self->state != VR_STATE_PAUSED)
-    {
-      g_set_error (error, VR_ERROR, VR_ERROR_STATE, "The machine “%s” is not paused",
-                   self->config.name);
-      goto out;
-    }
+  if (!require_state (self, STATE_BIT (VR_STATE_PAUSED), "is not paused", error))
+    goto out;
   g_mutex_lock (&self->lock);
   self->pause = false;
   self->state = VR_STATE_RUNNING;
@@ -1031,12 +1036,9 @@ vr_machine_reset (VrMachine  *self,
   g_return_val_if_fail (self != NULL, false);
 
   g_mutex_lock (&self->control);
-  if (self->state != VR_STATE_RUNNING && self->state != VR_STATE_PAUSED)
-    {
-      g_set_error (error, VR_ERROR, VR_ERROR_STATE, "The machine “%s” is not running",
-                   self->config.name);
-      goto out;
-    }
+  if (!require_state (self, STATE_BIT (VR_STATE_RUNNING) | STATE_BIT (VR_STATE_PAUSED),
+                      "is not running", error))
+    goto out;
   if (!boot (self, false, error))
     {
       power_down (self, VR_STOP_GUEST_ERROR, 0);

@@ -238,3 +238,19 @@ vr_boot_place_initrd (uint64_t  size,
   *addr = (top - size) & ~0xfffull;
   return *addr >= floor;
 }
+
+bool
+vr_boot_check_initrd (const VrBootFile  *initrd,
+                      uint64_t           floor,
+                      uint64_t           limit,
+                      GError           **error)
+{
+  uint64_t addr;
+
+  if (initrd == NULL || vr_boot_place_initrd (initrd->size, floor, limit, &addr))
+    return true;
+  g_set_error (error, VR_ERROR, VR_ERROR_BAD_INITRD,
+               "The initrd “%s” (%" G_GSIZE_FORMAT " MiB) does not fit in memory above the "
+               "kernel: give the machine more memory", initrd->path, initrd->size >> 20);
+  return false;
+}

@@ -137,4 +137,10 @@ bool     vr_boot_place_initrd    (uint64_t  size,
                                   uint64_t  limit,
                                   uint64_t *addr);
 
+/* True when there is no initrd or it fits between @floor and @limit; else a clear error. */
+bool     vr_boot_check_initrd    (const VrBootFile  *initrd,
+                                  uint64_t           floor,
+                                  uint64_t           limit,
+                                  GError           **error);
+
 G_END_DECLS

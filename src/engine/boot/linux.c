@@ -105,7 +105,7 @@ vr_linux_check (const VrBootFile  *file,
                 GError           **error)
 {
   LinuxHeader lh;
-  uint64_t end, addr;
+  uint64_t end;
 
   if (!parse (file, &lh, error))
     return false;
@@ -118,14 +118,7 @@ vr_linux_check (const VrBootFile  *file,
                    ram_low >> 20);
       return false;
     }
-  if (initrd && !vr_boot_place_initrd (initrd->size, end, initrd_limit (&lh, ram_low), &addr))
-    {
-      g_set_error (error, VR_ERROR, VR_ERROR_BAD_INITRD,
-                   "The initrd “%s” (%" G_GSIZE_FORMAT " MiB) does not fit in memory above the "
-                   "kernel: give the machine more memory", initrd->path, initrd->size >> 20);
-      return false;
-    }
-  return true;
+  return vr_boot_check_initrd (initrd, end, initrd_limit (&lh, ram_low), error);
 }
 
 static void

@@ -186,17 +186,11 @@ vr_multiboot_check (const VrBootFile  *file,
                     GError           **error)
 {
   MbLayout l;
-  uint64_t addr;
 
   if (!layout (file, ram_low, &l, error))
     return false;
-  if (initrd && !vr_boot_place_initrd (initrd->size, l.end, ram_low, &addr))
-    {
-      g_set_error (error, VR_ERROR, VR_ERROR_BAD_INITRD,
-                   "The module “%s” (%" G_GSIZE_FORMAT " MiB) does not fit in memory above the "
-                   "kernel: give the machine more memory", initrd->path, initrd->size >> 20);
-      return false;
-    }
+  if (!vr_boot_check_initrd (initrd, l.end, ram_low, error))
+    return false;
   return true;
 }
 

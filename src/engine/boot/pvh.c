@@ -90,7 +90,7 @@ vr_pvh_check (const VrBootFile  *file,
               uint64_t           ram_low,
               GError           **error)
 {
-  uint64_t entry, end, addr;
+  uint64_t entry, end;
 
   if (!get_entry (file, &entry) || entry >= VR_4GIB)
     {
@@ -107,13 +107,8 @@ vr_pvh_check (const VrBootFile  *file,
                    file->path, entry);
       return false;
     }
-  if (initrd && !vr_boot_place_initrd (initrd->size, end, ram_low, &addr))
-    {
-      g_set_error (error, VR_ERROR, VR_ERROR_BAD_INITRD,
-                   "The initrd “%s” (%" G_GSIZE_FORMAT " MiB) does not fit in memory above the "
-                   "kernel: give the machine more memory", initrd->path, initrd->size >> 20);
-      return false;
-    }
+  if (!vr_boot_check_initrd (initrd, end, ram_low, error))
+    return false;
   return true;
 }
 
