@@ -27,6 +27,10 @@
 
 set -euo pipefail
 
+# The whole script is one brace group: bash parses it completely before running it,
+# so editing build.sh while a build runs cannot break that build.
+{
+
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 src_tar=${VIREO_LINUX_SOURCE:-/usr/src/linux-source-6.1.tar.xz}
 busybox_bin=${VIREO_BUSYBOX:-/bin/busybox}
@@ -215,3 +219,5 @@ mv -T "$stage" "$out" || fail "cannot rename $stage to $out"
 rm -f "$cache_root/linux-$hash.failed.log"
 echo "build.sh: built in $(( $(date +%s) - start )) s" >&2
 echo "$out"
+exit 0
+}
