@@ -64,6 +64,9 @@ vr_memory_new (uint64_t   size,
       return NULL;
     }
   madvise (host, size, MADV_DONTDUMP);
+  /* Huge pages where the host allows them for shared memory (shmem_enabled=advise): fewer
+   * faults and TLB misses for the guest. A no-op where it is "never". */
+  madvise (host, size, MADV_HUGEPAGE);
 
   mem = g_new0 (VrMemory, 1);
   mem->fd = fd;
