@@ -517,6 +517,9 @@ create_vm (VrMachine  *self,
       if (self->vcpus[i] == NULL)
         goto fail;
     }
+  for (unsigned i = 0; i < self->config.cpus; i++)
+    if (!vr_vcpu_reset_tsc (self->vcpus[i], error))
+      goto fail;
 
   vr_irqchip_set_vm (self->irq, fd);
   for (guint i = 0; i < self->devices->len; i++)

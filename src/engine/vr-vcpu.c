@@ -186,6 +186,24 @@ fail:
   return false;
 }
 
+bool
+vr_vcpu_reset_tsc (VrVcpu  *vcpu,
+                   GError **error)
+{
+  struct { struct kvm_msrs hdr; struct kvm_msr_entry entry; } msrs = {
+    .hdr.nmsrs = 1,
+    .entry = { .index = 0x10 /* IA32_TSC */, .data = 0 },
+  };
+
+  if (ioctl (vcpu->fd, KVM_SET_MSRS, &msrs) != 1)
+    {
+      g_set_error (error, VR_ERROR, VR_ERROR_FAILED, "Cannot set the TSC of vCPU %u: %s",
+                   vcpu->index, g_strerror (errno));
+      return false;
+    }
+  return true;
+}
+
 static void
 handle_io (VrVcpu *vcpu)
 {

@@ -60,6 +60,10 @@ int       vr_vcpu_get_fd       (VrVcpu                    *vcpu);
 bool      vr_vcpu_set_boot_state (VrVcpu                  *vcpu,
                                   const VrBootCpuState    *state,
                                   GError                 **error);
+/* Writes 0 to the TSC. Done for every vCPU of a machine one after the other, KVM takes the
+ * writes as one synchronised TSC, so every vCPU counts from the same origin. */
+bool      vr_vcpu_reset_tsc    (VrVcpu                    *vcpu,
+                                GError                   **error);
 void      vr_vcpu_start        (VrVcpu                    *vcpu,
                                 const VrVcpuHost          *host);
 void      vr_vcpu_kick         (VrVcpu                    *vcpu);
