@@ -2,8 +2,10 @@
 
 #include "boot.h"
 
+#include <errno.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <fcntl.h>
 #include <unistd.h>
 
 #include "../vr-machine-private.h"
@@ -56,8 +58,12 @@ map_file (const char  *path,
   file->data = (const uint8_t *) g_mapped_file_get_contents (map);
   file->size = g_mapped_file_get_length (map);
   file->path = path;
+  file->fd = open (path, O_RDONLY | O_CLOEXEC);
   if (file->size == 0)
     {
+      if (file->fd >= 0)
+        close (file->fd);
+      file->fd = -1;
       g_mapped_file_unref (map);
       g_set_error (error, VR_ERROR, code, "The %s “%s” is empty", what, path);
       return NULL;
@@ -70,6 +76,10 @@ vr_boot_image_free (VrBootImage *image)
 {
   if (image == NULL)
     return;
+  if (image->kernel_map && image->kernel.fd >= 0)
+    close (image->kernel.fd);
+  if (image->initrd_map && image->initrd.fd >= 0)
+    close (image->initrd.fd);
   g_clear_pointer (&image->kernel_map, g_mapped_file_unref);
   g_clear_pointer (&image->initrd_map, g_mapped_file_unref);
   g_free (image->kernel_path);
@@ -84,6 +94,8 @@ vr_boot_image_new (const char  *kernel_path,
                    GError     **error)
 {
   g_autoptr (VrBootImage) image = g_new0 (VrBootImage, 1);
+
+  image->kernel.fd = image->initrd.fd = -1;
   uint64_t ram_low = MIN (ram_size, VR_MMIO_HOLE_START);
   const VrBootFile *initrd = NULL;
   bool ok;
@@ -253,4 +265,32 @@ vr_boot_check_initrd (const VrBootFile  *initrd,
                "The initrd “%s” (%" G_GSIZE_FORMAT " MiB) does not fit in memory above the "
                "kernel: give the machine more memory", initrd->path, initrd->size >> 20);
   return false;
+}
+
+void
+vr_boot_file_copy (const VrBootFile *file,
+                   uint64_t          offset,
+                   void             *dst,
+                   uint64_t          len)
+{
+  uint8_t *p = dst;
+
+  g_assert (offset <= file->size && len <= file->size - offset);
+  g_assert (dst != NULL || len == 0);
+  while (len > 0 && file->fd >= 0)
+    {
+      ssize_t n = pread (file->fd, p, MIN (len, (uint64_t) G_MAXSSIZE), (off_t) offset);
+
+      if (n <= 0)
+        {
+          if (n < 0 && errno == EINTR)
+            continue;
+          break;  /* the file changed under us: fall back to the mapping */
+        }
+      p += n;
+      offset += (uint64_t) n;
+      len -= (uint64_t) n;
+    }
+  if (len > 0)
+    memcpy (p, file->data + offset, len);
 }

@@ -68,7 +68,15 @@ typedef struct
   const uint8_t *data;
   gsize          size;
   const char    *path;  /* for messages */
+  int            fd;    /* the same file, for bulk copies (-1: copy from @data) */
 } VrBootFile;
+
+/* Copies [offset, offset + len) of @file (already checked to lie inside it) to guest RAM at
+ * @dst with pread(), so the image's pages never become resident in the VMM. */
+void vr_boot_file_copy   (const VrBootFile  *file,
+                          uint64_t           offset,
+                          void              *dst,
+                          uint64_t           len);
 
 bool vr_elf_check         (const VrBootFile  *file,
                            uint64_t           ram_low,

@@ -198,7 +198,7 @@ vr_elf_load (const VrBootFile  *file,
         continue;
       dst = vr_memory_translate (memory, ph.paddr, ph.memsz);
       g_assert (dst != NULL);  /* vr_elf_check() proved it */
-      memcpy (dst, file->data + ph.offset, ph.filesz);
+      vr_boot_file_copy (file, ph.offset, dst, ph.filesz);
       memset (dst + ph.filesz, 0, ph.memsz - ph.filesz);
     }
   return true;

@@ -166,8 +166,9 @@ vr_linux_load (const VrBootFile  *file,
     return false;
 
   memcpy (&bp->hdr, &lh.hdr, lh.hdr_len);
-  vr_memory_write (memory, KERNEL_LOAD_ADDR, file->data + lh.setup_size,
-                   file->size - lh.setup_size);
+  vr_boot_file_copy (file, lh.setup_size,
+                     vr_memory_translate (memory, KERNEL_LOAD_ADDR, file->size - lh.setup_size),
+                     file->size - lh.setup_size);
 
   if (!vr_boot_write_cmdline (memory, cmdline,
                               lh.hdr.cmdline_size ? lh.hdr.cmdline_size : 255, error))
@@ -188,7 +189,8 @@ vr_linux_load (const VrBootFile  *file,
 
       vr_boot_place_initrd (initrd->size, kernel_end (file, &lh), initrd_limit (&lh, ram_low),
                             &addr);
-      vr_memory_write (memory, addr, initrd->data, initrd->size);
+      vr_boot_file_copy (initrd, 0, vr_memory_translate (memory, addr, initrd->size),
+                         initrd->size);
       bp->hdr.ramdisk_image = (uint32_t) addr;
       bp->hdr.ramdisk_size = (uint32_t) initrd->size;
       bp->ext_ramdisk_image = (uint32_t) (addr >> 32);

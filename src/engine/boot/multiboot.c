@@ -219,7 +219,7 @@ vr_multiboot_load (const VrBootFile  *file,
       uint8_t *dst = vr_memory_translate (memory, l.load, l.end - l.load);
 
       g_assert (dst != NULL);
-      memcpy (dst, file->data + l.offset, l.file_len);
+      vr_boot_file_copy (file, l.offset, dst, l.file_len);
       memset (dst + l.file_len, 0, l.end - l.load - l.file_len);
     }
   else if (!vr_elf_load (file, memory, error))
@@ -241,7 +241,8 @@ vr_multiboot_load (const VrBootFile  *file,
       MbModule mod;
 
       vr_boot_place_initrd (initrd->size, l.end, ram_low, &addr);
-      vr_memory_write (memory, addr, initrd->data, initrd->size);
+      vr_boot_file_copy (initrd, 0, vr_memory_translate (memory, addr, initrd->size),
+                         initrd->size);
       mod = (MbModule) { (uint32_t) addr, (uint32_t) (addr + initrd->size), MODNAME_ADDR, 0 };
       vr_memory_write (memory, MODNAME_ADDR, "initrd", 7);
       vr_memory_write (memory, MODS_ADDR, &mod, sizeof mod);

@@ -144,7 +144,8 @@ vr_pvh_load (const VrBootFile  *file,
       HvmModlistEntry mod = { .size = initrd->size };
 
       vr_boot_place_initrd (initrd->size, end, vr_memory_low_size (memory), &mod.paddr);
-      vr_memory_write (memory, mod.paddr, initrd->data, initrd->size);
+      vr_boot_file_copy (initrd, 0, vr_memory_translate (memory, mod.paddr, initrd->size),
+                         initrd->size);
       vr_memory_write (memory, MODLIST_ADDR, &mod, sizeof mod);
       info.nr_modules = 1;
       info.modlist_paddr = MODLIST_ADDR;
