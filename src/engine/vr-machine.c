@@ -717,8 +717,8 @@ static int
 open_kvm (GError **error)
 {
   /* VIREO_KVM_DEVICE lets the tests point at a missing or unusable device. */
-  const char *path = g_getenv ("VIREO_KVM_DEVICE") ? g_getenv ("VIREO_KVM_DEVICE") : "/dev/kvm";
-  int fd = open (path, O_RDWR | O_CLOEXEC);
+  const char *path = g_getenv ("VIREO_KVM_DEVICE");
+  int fd = open (path ? path : "/dev/kvm", O_RDWR | O_CLOEXEC);
 
   if (fd >= 0)
     return fd;

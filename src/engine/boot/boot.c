@@ -76,9 +76,9 @@ vr_boot_image_free (VrBootImage *image)
 {
   if (image == NULL)
     return;
-  if (image->kernel_map && image->kernel.fd >= 0)
+  if (image->kernel.fd >= 0)
     close (image->kernel.fd);
-  if (image->initrd_map && image->initrd.fd >= 0)
+  if (image->initrd.fd >= 0)
     close (image->initrd.fd);
   g_clear_pointer (&image->kernel_map, g_mapped_file_unref);
   g_clear_pointer (&image->initrd_map, g_mapped_file_unref);
@@ -94,12 +94,11 @@ vr_boot_image_new (const char  *kernel_path,
                    GError     **error)
 {
   g_autoptr (VrBootImage) image = g_new0 (VrBootImage, 1);
-
-  image->kernel.fd = image->initrd.fd = -1;
   uint64_t ram_low = MIN (ram_size, VR_MMIO_HOLE_START);
   const VrBootFile *initrd = NULL;
   bool ok;
 
+  image->kernel.fd = image->initrd.fd = -1;
   g_return_val_if_fail (kernel_path != NULL, NULL);
 
   image->kernel_path = g_strdup (kernel_path);
@@ -173,7 +172,6 @@ vr_boot_image_load (VrBootImage     *image,
                     GError         **error)
 {
   const VrBootFile *initrd = image->initrd_map ? &image->initrd : NULL;
-
   bool ok;
 
   memset (cpu, 0, sizeof *cpu);
