@@ -112,25 +112,113 @@ on_timeout (gpointer user_data)
 }
 
 static bool
-parse_serial (const char       *text,
-              VrMachineConfig  *config,
-              GError          **error)
+parse_backend (const char       *option,
+               const char       *text,
+               VrSerialBackend  *backend,
+               char            **path,
+               GError          **error)
 {
   if (g_str_equal (text, "stdio"))
-    config->serial = VR_SERIAL_STDIO;
+    *backend = VR_SERIAL_STDIO;
   else if (g_str_equal (text, "pty"))
-    config->serial = VR_SERIAL_PTY;
+    *backend = VR_SERIAL_PTY;
   else if (g_str_equal (text, "none"))
-    config->serial = VR_SERIAL_NONE;
+    *backend = VR_SERIAL_NONE;
   else if (g_str_has_prefix (text, "file:") && text[5] != '\0')
     {
-      config->serial = VR_SERIAL_FILE;
-      config->serial_path = g_strdup (text + 5);
+      *backend = VR_SERIAL_FILE;
+      g_free (*path);
+      *path = g_strdup (text + 5);
     }
   else
     {
       g_set_error (error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE,
-                   "--serial takes stdio, pty, file:PATH or none, not “%s”", text);
+                   "--%s takes stdio, pty, file:PATH or none, not “%s”", option, text);
+      return false;
+    }
+  return true;
+}
+
+/* Splits at single commas; ",," stands for a comma (in file names), as in QEMU. */
+static GPtrArray *
+split_options (const char *text)
+{
+  GPtrArray *parts = g_ptr_array_new_with_free_func (g_free);
+  GString *cur = g_string_new (NULL);
+
+  for (const char *p = text; *p; p++)
+    {
+      if (*p == ',' && p[1] == ',')
+        {
+          g_string_append_c (cur, ',');
+          p++;
+        }
+      else if (*p == ',')
+        {
+          g_ptr_array_add (parts, g_string_free (cur, FALSE));
+          cur = g_string_new (NULL);
+        }
+      else
+        g_string_append_c (cur, *p);
+    }
+  g_ptr_array_add (parts, g_string_free (cur, FALSE));
+  return parts;
+}
+
+/* FILE,format=raw|qcow2|vmdk[,readonly][,serial=STR] */
+static bool
+parse_disk (const char    *text,
+            VrDiskConfig  *disk,
+            GError       **error)
+{
+  g_autoptr (GPtrArray) parts = split_options (text);
+
+  if (*(char *) parts->pdata[0] == '\0')
+    {
+      g_set_error (error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE,
+                   "--disk needs a file name first: FILE,format=raw|qcow2|vmdk");
+      return false;
+    }
+  disk->path = g_strdup (parts->pdata[0]);
+  for (guint i = 1; i < parts->len; i++)
+    {
+      const char *opt = parts->pdata[i];
+
+      if (g_str_has_prefix (opt, "format="))
+        {
+          const char *f = opt + 7;
+
+          if (!g_str_equal (f, "raw") && !g_str_equal (f, "qcow2") && !g_str_equal (f, "vmdk"))
+            {
+              g_set_error (error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE,
+                           "--disk %s: the format is raw, qcow2 or vmdk, not “%s”",
+                           disk->path, f);
+              return false;
+            }
+          g_free (disk->format);
+          disk->format = g_strdup (f);
+        }
+      else if (g_str_equal (opt, "readonly") || g_str_equal (opt, "readonly=on"))
+        disk->readonly = true;
+      else if (g_str_has_prefix (opt, "serial="))
+        {
+          g_free (disk->serial);
+          disk->serial = g_strdup (opt + 7);
+        }
+      else
+        {
+          g_set_error (error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE,
+                       "--disk %s: unknown option “%s” (format=, readonly, serial=)",
+                       disk->path, opt);
+          return false;
+        }
+    }
+  if (disk->format == NULL)
+    {
+      /* The engine never guesses a format from a file the guest can write. */
+      g_set_error (error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE,
+                   "--disk %s: say which format it is: %s,format=raw|qcow2|vmdk", disk->path,
+                   disk->path);
       return false;
     }
   return true;
@@ -141,9 +229,10 @@ main (int   argc,
       char *argv[])
 {
   g_autofree char *kernel = NULL, *initrd = NULL, *append = NULL, *memory = NULL;
-  g_autofree char *serial = NULL, *cpuid_mask = NULL;
+  g_autofree char *serial = NULL, *cpuid_mask = NULL, *console = NULL;
+  g_auto (GStrv) disks = NULL, nets = NULL;
   int cpus = 1, timeout = 0;
-  gboolean no_reboot = FALSE;
+  gboolean no_reboot = FALSE, rng = FALSE, input = FALSE;
   const GOptionEntry entries[] = {
     { "kernel", 'k', 0, G_OPTION_ARG_FILENAME, &kernel,
       "Kernel to boot: a Linux bzImage, a PVH ELF or a Multiboot kernel", "FILE" },
@@ -160,6 +249,17 @@ main (int   argc,
       NULL },
     { "cpuid-mask", 0, 0, G_OPTION_ARG_STRING, &cpuid_mask,
       "CPUID features to hide, comma-separated (“help” lists them)", "LIST" },
+    { "disk", 'd', 0, G_OPTION_ARG_FILENAME_ARRAY, &disks,
+      "A virtio disk (repeatable); “,,” in FILE stands for a comma",
+      "FILE,format=raw|qcow2|vmdk[,readonly][,serial=ID]" },
+    { "net", 'n', 0, G_OPTION_ARG_STRING_ARRAY, &nets,
+      "A virtio network card (repeatable): user networking with optional port forwards such as "
+      "hostfwd=tcp:127.0.0.1:2222-:22, a tap interface, or none",
+      "user[,hostfwd=RULE]…[,mac=MAC]|tap:NAME[,mac=MAC]|none" },
+    { "rng", 0, 0, G_OPTION_ARG_NONE, &rng, "A virtio random number generator", NULL },
+    { "input", 0, 0, G_OPTION_ARG_NONE, &input, "A virtio keyboard and tablet", NULL },
+    { "console", 0, 0, G_OPTION_ARG_STRING, &console,
+      "A virtio console on stdio, pty, file:PATH (default: none)", "BACKEND" },
     { NULL }
   };
   g_autoptr (GOptionContext) context = NULL;
@@ -230,11 +330,36 @@ main (int   argc,
     }
   config.cpus = (unsigned) cpus;
   if ((memory && !vr_parse_size (memory, &config.memory, &error))
-      || (serial && !parse_serial (serial, &config, &error)))
+      || (serial && !parse_backend ("serial", serial, &config.serial, &config.serial_path,
+                                    &error))
+      || (console && !parse_backend ("console", console, &config.console,
+                                     &config.console_path, &error)))
     {
       g_printerr ("vireo-run: %s\n", error->message);
       vr_machine_config_clear (&config);
       return EXIT_ENGINE_ERROR;
+    }
+
+  config.rng = rng;
+  config.input = input;
+  config.n_disks = disks ? g_strv_length (disks) : 0;
+  config.disks = config.n_disks ? g_new0 (VrDiskConfig, config.n_disks) : NULL;
+  for (unsigned i = 0; i < config.n_disks; i++)
+    if (!parse_disk (disks[i], &config.disks[i], &error))
+      {
+        g_printerr ("vireo-run: %s\n", error->message);
+        vr_machine_config_clear (&config);
+        return EXIT_ENGINE_ERROR;
+      }
+  /* "none" cards are left out; the engine checks the rest. */
+  if (nets)
+    {
+      g_autoptr (GStrvBuilder) builder = g_strv_builder_new ();
+
+      for (guint i = 0; nets[i]; i++)
+        if (!g_str_equal (nets[i], "none"))
+          g_strv_builder_add (builder, nets[i]);
+      config.nics = g_strv_builder_end (builder);
     }
 
   run.machine = vr_machine_new (&config, &error);
@@ -255,6 +380,8 @@ main (int   argc,
 
   if (vr_machine_get_serial_pty (run.machine))
     g_printerr ("vireo-run: serial port on %s\n", vr_machine_get_serial_pty (run.machine));
+  if (vr_machine_get_console_pty (run.machine))
+    g_printerr ("vireo-run: console on %s\n", vr_machine_get_console_pty (run.machine));
 
   if (!vr_machine_start (run.machine, &error))
     {

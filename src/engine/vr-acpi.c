@@ -421,6 +421,27 @@ build_dsdt_body (GByteArray *aml, unsigned ncpus)
   res_dword_memory (res, 0x03, 0x000a0000, 0x000bffff);       /* cacheable, read-write */
   res_dword_memory (res, 0x01, (uint32_t) VR_MMIO_HOLE_START, 0xfebfffff); /* non-cacheable */
   aml_name_crs (pci, res);
+  /* _PRT: INTA-INTD of every slot on the IOAPIC's PCI lines, swizzled as on a PC. */
+  {
+    g_autoptr (GByteArray) prt = g_byte_array_new ();
+
+    put8 (prt, 31 * 4);
+    for (unsigned slot = 1; slot < 32; slot++)
+      for (unsigned pin = 0; pin < 4; pin++)
+        {
+          g_autoptr (GByteArray) entry = g_byte_array_new ();
+
+          put8 (entry, 4);
+          aml_int (entry, (uint64_t) slot << 16 | 0xffff);
+          aml_int (entry, pin);
+          aml_int (entry, 0);
+          aml_int (entry, VR_PCI_INTX_GSI (slot, pin));
+          aml_pkg (prt, &pkg_op, 1, entry);
+        }
+    put8 (pci, AML_NAME);
+    aml_name (pci, "_PRT");
+    aml_pkg (pci, &pkg_op, 1, prt);
+  }
   aml_device (sb, "PCI0", pci);
 
   /* ISA devices. */

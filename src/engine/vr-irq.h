@@ -3,6 +3,7 @@
 
 #include <glib.h>
 #include <stdbool.h>
+#include <stdint.h>
 
 G_BEGIN_DECLS
 
@@ -20,16 +21,15 @@ typedef struct _VrIrqChip VrIrqChip;
 
 VrIrqChip *vr_irqchip_new      (void);
 void       vr_irqchip_free     (VrIrqChip *chip);
-void       vr_irqchip_set_vm   (VrIrqChip *chip,
-                                int        vm_fd);
+/* Makes @vm_fd the current VM and installs everything below in it (routing, irqfds,
+ * ioeventfds). */
+bool       vr_irqchip_set_vm   (VrIrqChip *chip,
+                                int        vm_fd,
+                                GError   **error);
 /* Swapping the VM: lock, close the old VM, create the new one, unlock with its fd. */
 void       vr_irqchip_lock_for_swap     (VrIrqChip *chip);
 void       vr_irqchip_unlock_after_swap (VrIrqChip *chip,
                                          int        vm_fd);
-/* Installs the PC's GSI routing (ISA IRQs to the PICs and the IOAPIC, IRQ 0 on IOAPIC pin 2)
- * in a freshly created VM. */
-bool       vr_irqchip_setup_routing     (int        vm_fd,
-                                         GError   **error);
 /* Level-triggered line: level true = asserted. */
 void       vr_irq_set_level    (VrIrqChip *chip,
                                 unsigned   gsi,
@@ -37,5 +37,38 @@ void       vr_irq_set_level    (VrIrqChip *chip,
 /* Edge: raise then lower. */
 void       vr_irq_pulse        (VrIrqChip *chip,
                                 unsigned   gsi);
+
+/*
+ * MSI routes: a GSI above the IOAPIC's whose KVM routing entry is an MSI message, raised
+ * through an irqfd (an eventfd KVM listens to, so raising it is one write() from any thread).
+ * The routes, irqfds and ioeventfds are kept here and installed again in every new VM.
+ * Returns the GSI, or -1 with @error set.
+ */
+int        vr_irqchip_msi_alloc (VrIrqChip *chip,
+                                 GError   **error);
+void       vr_irqchip_msi_free  (VrIrqChip *chip,
+                                 int        gsi);
+/* Points the route at (@addr, @data); @enabled false removes it from KVM's table. */
+void       vr_irqchip_msi_set   (VrIrqChip *chip,
+                                 int        gsi,
+                                 uint64_t   addr,
+                                 uint32_t   data,
+                                 bool       enabled);
+void       vr_irqchip_msi_fire  (VrIrqChip *chip,
+                                 int        gsi);
+
+/*
+ * ioeventfds: KVM signals @fd instead of exiting to user space when the guest writes to
+ * [@addr, @addr + @len) (port I/O when @pio). Without a VM, or where KVM refuses, the fd is
+ * only remembered; the device's own handler must then signal it (vr_irqchip_ioeventfd_add()
+ * returns false in that case, with no error: it is not fatal).
+ */
+bool       vr_irqchip_ioeventfd_add    (VrIrqChip *chip,
+                                        bool       pio,
+                                        uint64_t   addr,
+                                        unsigned   len,
+                                        int        fd);
+void       vr_irqchip_ioeventfd_remove (VrIrqChip *chip,
+                                        int        fd);
 
 G_END_DECLS

@@ -47,6 +47,8 @@ void vr_machine_log_guest_error    (VrMachine  *machine,
 #define VR_ACPI_PM_SIZE     0x40
 #define VR_ACPI_SCI_IRQ     9
 #define VR_ACPI_S5_TYP      5        /* SLP_TYP value for S5 in our DSDT */
+/* PCI INTx: slot @s pin @p (0 = INTA) on IOAPIC GSI 16-23, as the DSDT's _PRT says. */
+#define VR_PCI_INTX_GSI(s, p) (16u + (((s) + (p)) & 7u))
 #define VR_RESET_PORT       0xcf9
 #define VR_RESET_VALUE      0x06
 #define VR_IOAPIC_ADDR      0xfec00000u

@@ -14,6 +14,10 @@
 #include "boot/boot.h"
 #include "hw/hw.h"
 #include "hw/pci.h"
+#include "disk/vr-disk.h"
+#include "net/vr-net.h"
+#include "virtio/virtio.h"
+#include <linux/input-event-codes.h>
 #include "vr-acpi.h"
 #include "vr-bus.h"
 #include "vr-chardev.h"
@@ -76,6 +80,11 @@ struct _VrMachine
   VrChardev    *serial_chr;
   GPtrArray    *devices;        /* VrDevice *, destroyed in reverse order */
   VrDevice     *acpi_pm;
+  VrDevice     *pci_host;
+  VrDevice     *keyboard;       /* virtio-input, NULL without config.input */
+  VrDevice     *tablet;
+  VrChardev    *console_chr;
+  unsigned      next_slot;      /* the next free PCI slot */
   VrVcpu      **vcpus;          /* config.cpus entries while a VM exists */
 
   GMutex           control;
@@ -124,6 +133,16 @@ vr_machine_config_clear (VrMachineConfig *config)
   g_clear_pointer (&config->cmdline, g_free);
   g_clear_pointer (&config->serial_path, g_free);
   g_clear_pointer (&config->cpuid_mask, g_free);
+  for (unsigned i = 0; config->disks && i < config->n_disks; i++)
+    {
+      g_free (config->disks[i].path);
+      g_free (config->disks[i].format);
+      g_free (config->disks[i].serial);
+    }
+  g_clear_pointer (&config->disks, g_free);
+  config->n_disks = 0;
+  g_clear_pointer (&config->nics, g_strfreev);
+  g_clear_pointer (&config->console_path, g_free);
 }
 
 static void
@@ -137,6 +156,16 @@ config_copy (VrMachineConfig       *dst,
   dst->cmdline = g_strdup (src->cmdline);
   dst->serial_path = g_strdup (src->serial_path);
   dst->cpuid_mask = g_strdup (src->cpuid_mask);
+  dst->disks = src->n_disks ? g_new0 (VrDiskConfig, src->n_disks) : NULL;
+  for (unsigned i = 0; i < src->n_disks; i++)
+    {
+      dst->disks[i].path = g_strdup (src->disks[i].path);
+      dst->disks[i].format = g_strdup (src->disks[i].format);
+      dst->disks[i].readonly = src->disks[i].readonly;
+      dst->disks[i].serial = g_strdup (src->disks[i].serial);
+    }
+  dst->nics = g_strdupv (src->nics);
+  dst->console_path = g_strdup (src->console_path);
 }
 
 bool
@@ -504,7 +533,7 @@ create_vm (VrMachine  *self,
       || !vm_ioctl (self, KVM_SET_IDENTITY_MAP_ADDR, &identity, "place its identity map", error)
       || !vm_ioctl (self, KVM_CREATE_IRQCHIP, NULL, "create the interrupt controllers", error)
       || !vm_ioctl (self, KVM_CREATE_PIT2, &pit, "create the PIT", error)
-      || !vr_irqchip_setup_routing (fd, error)
+      || !vr_irqchip_set_vm (self->irq, fd, error)
       || !vr_memory_map_into_vm (self->memory, fd, error))
     goto fail;
 
@@ -521,7 +550,6 @@ create_vm (VrMachine  *self,
     if (!vr_vcpu_reset_tsc (self->vcpus[i], error))
       goto fail;
 
-  vr_irqchip_set_vm (self->irq, fd);
   for (guint i = 0; i < self->devices->len; i++)
     vr_device_reset (g_ptr_array_index (self->devices, i));
 
@@ -828,6 +856,28 @@ check_config (const VrMachineConfig  *config,
                    "A serial log file needs a path");
       return false;
     }
+  if (config->console == VR_SERIAL_FILE
+      && (config->console_path == NULL || !*config->console_path))
+    {
+      g_set_error (error, VR_ERROR, VR_ERROR_INVALID_CONFIG,
+                   "A console log file needs a path");
+      return false;
+    }
+  if (config->n_disks > VR_MAX_DISKS
+      || (config->nics && g_strv_length (config->nics) > VR_MAX_NICS))
+    {
+      g_set_error (error, VR_ERROR, VR_ERROR_INVALID_CONFIG,
+                   "A machine has at most %d disks and %d network cards", VR_MAX_DISKS,
+                   VR_MAX_NICS);
+      return false;
+    }
+  for (unsigned i = 0; i < config->n_disks; i++)
+    if (config->disks[i].path == NULL || !*config->disks[i].path)
+      {
+        g_set_error (error, VR_ERROR, VR_ERROR_INVALID_CONFIG, "Disk %u has no image file",
+                     i + 1);
+        return false;
+      }
   return true;
 }
 
@@ -838,6 +888,100 @@ add_device (VrMachine  *self,
   if (dev == NULL)
     return false;
   g_ptr_array_add (self->devices, dev);
+  return true;
+}
+
+/* The next PCI slot and the host resources a virtio device needs there. */
+static bool
+virtio_host (VrMachine    *self,
+             VrVirtioHost *host,
+             GError      **error)
+{
+  if (self->next_slot >= 32)
+    {
+      g_set_error (error, VR_ERROR, VR_ERROR_INVALID_CONFIG,
+                   "Too many devices: the PCI bus has 31 slots");
+      return false;
+    }
+  *host = (VrVirtioHost) {
+    .memory = self->memory,
+    .irq = self->irq,
+    .pci_host = self->pci_host,
+    .io_context = vr_iothread_get_context (self->iothread),
+    .slot = self->next_slot,
+    .gsi = VR_PCI_INTX_GSI (self->next_slot, 0),
+  };
+  self->next_slot++;
+  return true;
+}
+
+static bool
+create_virtio_devices (VrMachine  *self,
+                       GError    **error)
+{
+  VrVirtioHost host;
+
+  self->next_slot = 1;
+  for (unsigned i = 0; i < self->config.n_disks; i++)
+    {
+      const VrDiskConfig *dc = &self->config.disks[i];
+      VrDiskFormat format;
+      VrDisk *disk;
+
+      if (!vr_disk_format_from_string (dc->format ? dc->format : "raw", &format, error))
+        return false;
+      disk = vr_disk_open (dc->path, format, dc->readonly ? VR_DISK_OPEN_READONLY : 0, error);
+      if (disk == NULL || !virtio_host (self, &host, error))
+        {
+          vr_disk_close (disk);
+          return false;
+        }
+      if (!add_device (self, vr_virtio_blk_new (&host, disk, dc->serial, error)))
+        return false;
+    }
+  for (unsigned i = 0; self->config.nics && self->config.nics[i]; i++)
+    {
+      g_auto (VrNetConfig) nc = { 0 };
+      VrNetBackend *backend;
+
+      vr_net_config_init (&nc);
+      if (!vr_net_config_parse (&nc, self->config.nics[i], error))
+        return false;
+      if (nc.kind == VR_NET_NONE)
+        continue;
+      if (!virtio_host (self, &host, error))
+        return false;
+      /* Each further card gets the next MAC address, as QEMU users expect. */
+      nc.mac[5] = (uint8_t) (nc.mac[5] + i);
+      backend = vr_net_backend_new (&nc, host.io_context, error);
+      if (backend == NULL
+          || !add_device (self, vr_virtio_net_new (&host, backend, nc.mac, error)))
+        return false;
+    }
+  if (self->config.rng)
+    {
+      if (!virtio_host (self, &host, error) || !add_device (self, vr_virtio_rng_new (&host, error)))
+        return false;
+    }
+  if (self->config.console != VR_SERIAL_NONE)
+    {
+      self->console_chr = vr_chardev_new (self->config.console, self->config.console_path, error);
+      if (self->console_chr == NULL || !virtio_host (self, &host, error)
+          || !add_device (self, vr_virtio_console_new (&host, self->console_chr, error)))
+        return false;
+    }
+  if (self->config.input)
+    {
+      if (!virtio_host (self, &host, error)
+          || !add_device (self, (self->keyboard = vr_virtio_input_new (&host,
+                                                                       VR_VIRTIO_INPUT_KEYBOARD,
+                                                                       error)))
+          || !virtio_host (self, &host, error)
+          || !add_device (self, (self->tablet = vr_virtio_input_new (&host,
+                                                                     VR_VIRTIO_INPUT_TABLET,
+                                                                     error))))
+        return false;
+    }
   return true;
 }
 
@@ -863,12 +1007,15 @@ create_devices (VrMachine  *self,
       || !add_device (self, vr_i8042_new (self->pio, self->irq, self, error))
       || !add_device (self, vr_rtc_new (self->pio, self->irq, self->memory, io, error))
       || !add_device (self, vr_debug_exit_new (self->pio, self, error))
-      || !add_device (self, (pci = vr_pci_host_new (self->pio, self, error)))
+      || !add_device (self, (self->pci_host = pci = vr_pci_host_new (self->pio, self, error)))
       || !vr_pci_host_attach_mmio (pci, self->mmio, VR_MMIO_HOLE_START,
                                    VR_IOAPIC_ADDR - VR_MMIO_HOLE_START, error)
       || !add_device (self, vr_pc_misc_new (self->pio, self, error))
       || !add_device (self, (self->acpi_pm = vr_acpi_pm_new (self->pio, self->irq, self, error)))
       || !add_device (self, (fw_cfg = vr_fw_cfg_new (self->pio, self->memory, error))))
+    return false;
+
+  if (!create_virtio_devices (self, error))
     return false;
 
   vr_fw_cfg_add_item (fw_cfg, 0x03, &ram, sizeof ram);    /* FW_CFG_RAM_SIZE */
@@ -1158,6 +1305,7 @@ machine_finalize (VrMachine *self)
     vr_device_destroy (g_ptr_array_index (self->devices, i - 1));
   g_ptr_array_unref (self->devices);
   g_clear_pointer (&self->serial_chr, vr_chardev_free);
+  g_clear_pointer (&self->console_chr, vr_chardev_free);
   g_clear_pointer (&self->acpi_tables, g_bytes_unref);
   g_clear_pointer (&self->boot, vr_boot_image_free);
   g_clear_pointer (&self->memory, vr_memory_free);
@@ -1203,4 +1351,70 @@ vr_machine_free (VrMachine *self)
   /* No request handler can run after this: the I/O thread is gone. */
   g_clear_pointer (&self->iothread, vr_iothread_free);
   machine_unref (self);
+}
+
+/* ---- input ------------------------------------------------------------------------------ */
+
+static void
+send_input (VrDevice           *dev,
+            const VrInputEvent *events,
+            unsigned            n)
+{
+  if (dev != NULL)
+    vr_virtio_input_send (dev, events, n);
+}
+
+void
+vr_machine_input_key (VrMachine *self,
+                      unsigned   code,
+                      bool       pressed)
+{
+  VrInputEvent ev = { EV_KEY, (uint16_t) code, pressed ? 1 : 0 };
+
+  g_return_if_fail (self != NULL);
+  g_return_if_fail (code <= KEY_MAX);
+  send_input (self->keyboard, &ev, 1);
+}
+
+void
+vr_machine_input_abs (VrMachine *self,
+                      unsigned   x,
+                      unsigned   y)
+{
+  VrInputEvent ev[2] = {
+    { EV_ABS, ABS_X, (int32_t) MIN (x, VR_INPUT_ABS_MAX) },
+    { EV_ABS, ABS_Y, (int32_t) MIN (y, VR_INPUT_ABS_MAX) },
+  };
+
+  g_return_if_fail (self != NULL);
+  send_input (self->tablet, ev, 2);
+}
+
+void
+vr_machine_input_button (VrMachine *self,
+                         unsigned   code,
+                         bool       pressed)
+{
+  VrInputEvent ev = { EV_KEY, (uint16_t) code, pressed ? 1 : 0 };
+
+  g_return_if_fail (self != NULL);
+  g_return_if_fail (code <= KEY_MAX);
+  send_input (self->tablet, &ev, 1);
+}
+
+void
+vr_machine_input_wheel (VrMachine *self,
+                        int        delta)
+{
+  VrInputEvent ev = { EV_REL, REL_WHEEL, delta };
+
+  g_return_if_fail (self != NULL);
+  send_input (self->tablet, &ev, 1);
+}
+
+const char *
+vr_machine_get_console_pty (VrMachine *self)
+{
+  g_return_val_if_fail (self != NULL, NULL);
+  return self->console_chr ? vr_chardev_get_pty_path (self->console_chr) : NULL;
 }

@@ -39,6 +39,18 @@ typedef enum
   VR_RESET_STOP,     /* a guest reset stops the machine (like QEMU -no-reboot) */
 } VrResetPolicy;
 
+/* A virtio-blk disk. */
+typedef struct
+{
+  char            *path;
+  char            *format;       /* "raw", "qcow2" or "vmdk": never guessed from the image */
+  bool             readonly;
+  char            *serial;       /* optional; the guest sees at most 20 bytes */
+} VrDiskConfig;
+
+#define VR_MAX_DISKS 16
+#define VR_MAX_NICS  8
+
 typedef struct
 {
   char            *name;
@@ -55,6 +67,17 @@ typedef struct
    * "x2apic,avx512f,pdpe1gb" (see vr-cpuid.c for the table), or NULL.
    */
   char            *cpuid_mask;
+
+  /* virtio devices. */
+  VrDiskConfig    *disks;        /* n_disks entries */
+  unsigned         n_disks;
+  /* Network cards, each as `user[,hostfwd=RULE]…[,mac=MAC]`, `tap:NAME[,mac=MAC]` (see
+   * net/vr-net.h); NULL-terminated, or NULL for none. */
+  char           **nics;
+  bool             rng;          /* virtio-rng fed by the host's getrandom() */
+  bool             input;        /* virtio keyboard + absolute tablet */
+  VrSerialBackend  console;      /* virtio-console; VR_SERIAL_NONE: no console device */
+  char            *console_path; /* for VR_SERIAL_FILE */
 } VrMachineConfig;
 
 #define VR_MAX_CPUS      64
@@ -135,6 +158,26 @@ char           *vr_machine_dump_cpus        (VrMachine              *machine);
 VrMachineState  vr_machine_get_state        (VrMachine              *machine);
 VrStopReason    vr_machine_get_stop_reason  (VrMachine              *machine);
 int             vr_machine_get_exit_status  (VrMachine              *machine);
+/* Input into the guest's virtio keyboard and tablet (config.input), as Linux evdev codes
+ * (KEY_*, BTN_*); each call is one report (followed by a SYN_REPORT). Dropped while the guest
+ * has not set the devices up. Thread-safe. */
+void            vr_machine_input_key        (VrMachine              *machine,
+                                             unsigned                code,
+                                             bool                    pressed);
+/* Absolute pointer position, 0..VR_INPUT_ABS_MAX on each axis. */
+#define VR_INPUT_ABS_MAX 32767
+void            vr_machine_input_abs        (VrMachine              *machine,
+                                             unsigned                x,
+                                             unsigned                y);
+void            vr_machine_input_button     (VrMachine              *machine,
+                                             unsigned                code,
+                                             bool                    pressed);
+/* Wheel clicks: > 0 away from the user. */
+void            vr_machine_input_wheel      (VrMachine              *machine,
+                                             int                     delta);
+/* The virtio console's pty path with console VR_SERIAL_PTY, else NULL. */
+const char     *vr_machine_get_console_pty  (VrMachine              *machine);
+
 /* The pty's path with VR_SERIAL_PTY, else NULL. */
 const char     *vr_machine_get_serial_pty   (VrMachine              *machine);
 const VrMachineConfig *vr_machine_get_config (VrMachine             *machine);
