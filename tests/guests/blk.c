@@ -114,7 +114,8 @@ pattern_b (uint64_t s, unsigned i)
 
 /* The first sector in [first, first + count) whose bytes differ, or -1. */
 static long
-check_sectors (const uint8_t *p, uint64_t first, unsigned count, uint8_t (*pat) (uint64_t, unsigned))
+check_sectors (const uint8_t *p, uint64_t first, unsigned count,
+               uint8_t (*pat) (uint64_t, unsigned))
 {
   for (unsigned k = 0; k < count; k++)
     for (unsigned i = 0; i < SECTOR; i++)
@@ -371,8 +372,10 @@ guest_main (void)
     guest_fail ("virtio-blk: initialisation failed");
   if (!virtio_negotiate (&dev, VIRTIO_F (VIRTIO_RING_F_INDIRECT_DESC)
                                  | VIRTIO_F (VIRTIO_RING_F_EVENT_IDX)
-                                 | VIRTIO_F (VIRTIO_BLK_F_SIZE_MAX) | VIRTIO_F (VIRTIO_BLK_F_SEG_MAX)
-                                 | VIRTIO_F (VIRTIO_BLK_F_RO) | VIRTIO_F (VIRTIO_BLK_F_BLK_SIZE)
+                                 | VIRTIO_F (VIRTIO_BLK_F_SIZE_MAX)
+                                 | VIRTIO_F (VIRTIO_BLK_F_SEG_MAX)
+                                 | VIRTIO_F (VIRTIO_BLK_F_RO)
+                                 | VIRTIO_F (VIRTIO_BLK_F_BLK_SIZE)
                                  | VIRTIO_F (VIRTIO_BLK_F_FLUSH)
                                  | VIRTIO_F (VIRTIO_BLK_F_DISCARD)
                                  | VIRTIO_F (VIRTIO_BLK_F_WRITE_ZEROES)))

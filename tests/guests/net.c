@@ -11,7 +11,9 @@
  * Command line:
  *   udp=PORT tcp=PORT       (default mode) DHCP, ARP for the gateway, then
  *                           - UDP "ping" to 10.0.2.2:udp, expects "UDP:" + the message in
- *                             capitals; then "big", expects 1400 bytes i*7 & 0xff;
+ *                             capitals; then "big", expects 1400 bytes i*7 & 0xff; then
+ *                             "burst", expects 100 datagrams "BURST:000".."BURST:099" in
+ *                             order (more than the receive ring holds: flow control);
  *                           - TCP to 10.0.2.2:tcp: sends a line, expects "TCP:" + the line
  *                             in capitals, then the server's FIN; closes.
  *   mode=echo port=PORT     DHCP, then listens on 10.0.2.15:PORT (reached by a hostfwd),
@@ -19,7 +21,14 @@
  *   mode=throughput tcp=PORT mb=N
  *                           DHCP, then sends N MiB (bytes 'a' + offset % 26) over TCP and
  *                           closes; the host measures.
+ *   mode=bad                DHCP, then malformed buffers: a transmit chain shorter than the
+ *                           header, a device-readable receive buffer, a receive buffer
+ *                           smaller than the header; each must make the device ask for a
+ *                           reset (DEVICE_NEEDS_RESET), and a reset must bring it back.
+ *   mode=cpu                how fast this CPU makes segments (info lines only).
  *   rxbuf=N                 receive buffer size (at least 64, at most 2048).
+ *   rxq=N                   receive queue size (a power of two, 2 to 128; default 128).
+ *   nocsum                  do not use checksum offload even when offered.
  *   irq=msix|intx|poll      (default poll)
  */
 
@@ -55,10 +64,12 @@
 #define DHCP_XID         0x56697265u   /* "Vire" */
 #define UDP_LOCAL_PORT   40000
 #define TCP_LOCAL_PORT   40001
+#define BURST_COUNT      100
 
 static VirtioDevice dev;
 static VirtQueue *rxq, *txq;
 static unsigned rxbuf_size = 1024;
+static unsigned rxq_size = RX_QUEUE_SIZE;
 static uint8_t *frame_buf;            /* a received frame, reassembled */
 
 typedef struct
@@ -68,6 +79,7 @@ typedef struct
 } TxBuf;
 
 static TxBuf *tx_free[TX_QUEUE_SIZE];
+static uint16_t tx_csum_start, tx_csum_offset;   /* for the next frame sent; 0: none */
 static unsigned n_tx_free;
 
 static uint8_t my_mac[6];
@@ -108,14 +120,42 @@ get32 (const uint8_t *p)
   return (uint32_t) p[0] << 24 | (uint32_t) p[1] << 16 | (uint32_t) p[2] << 8 | p[3];
 }
 
+/* Word access to unaligned bytes (x86 allows it); every instruction counts on an emulating
+ * host, so the hot loops go 4 or 8 bytes at a time. */
+typedef uint64_t __attribute__ ((may_alias, aligned (1))) u64_any;
+typedef uint32_t __attribute__ ((may_alias, aligned (1))) u32_any;
+typedef uint16_t __attribute__ ((may_alias, aligned (1))) u16_any;
+
+static void
+copy_fast (uint8_t *d, const uint8_t *s, size_t len)
+{
+  for (; len >= 8; d += 8, s += 8, len -= 8)
+    *(u64_any *) d = *(const u64_any *) s;
+  while (len--)
+    *d++ = *s++;
+}
+
+/* Adds the bytes at @p (starting at an even offset of the checksummed data) to @sum, a
+ * ones' complement sum of big-endian 16-bit words. Sums little-endian words and swaps at the
+ * end (RFC 1071: the sum is byte-order independent). */
 static uint32_t
 csum_add (uint32_t sum, const uint8_t *p, size_t len)
 {
-  for (; len > 1; p += 2, len -= 2)
-    sum += (uint32_t) (p[0] << 8 | p[1]);
+  uint64_t acc = 0;
+
+  for (; len >= 4; p += 4, len -= 4)
+    acc += *(const u32_any *) p;
+  if (len >= 2)
+    {
+      acc += *(const u16_any *) p;
+      p += 2;
+      len -= 2;
+    }
   if (len)
-    sum += (uint32_t) (p[0] << 8);
-  return sum;
+    acc += p[0];
+  while (acc >> 16)
+    acc = (acc & 0xffff) + (acc >> 16);
+  return sum + (uint32_t) (((acc & 0xff) << 8) | (acc >> 8));
 }
 
 static uint16_t
@@ -215,7 +255,7 @@ net_poll (void)
       total = len - NET_HDR_LEN;
       if (total > FRAME_MAX + 4)
         guest_fail ("receive: %u bytes in the first buffer", len);
-      memcpy (frame_buf, buf + NET_HDR_LEN, total);
+      copy_fast (frame_buf, buf + NET_HDR_LEN, total);
       rx_post (buf);
       reposted = true;
       for (unsigned i = 1; i < nbufs; i++)
@@ -226,7 +266,7 @@ net_poll (void)
             guest_fail ("receive: buffer %u of %u missing", i + 1, nbufs);
           if (total + len > FRAME_MAX + 4)
             guest_fail ("receive: merged frame longer than %u bytes", FRAME_MAX);
-          memcpy (frame_buf + total, buf, len);
+          copy_fast (frame_buf + total, buf, len);
           total += len;
           rx_post (buf);
         }
@@ -266,6 +306,16 @@ eth_send (TxBuf *b, const uint8_t *dst, uint16_t type, size_t payload_len)
   size_t len = 14 + payload_len;
 
   memset (b->hdr, 0, NET_HDR_LEN);
+  if (tx_csum_start)
+    {
+      /* VIRTIO_NET_HDR_F_NEEDS_CSUM: the device sums from csum_start to the end. */
+      b->hdr[0] = 1;
+      b->hdr[6] = (uint8_t) tx_csum_start;
+      b->hdr[7] = (uint8_t) (tx_csum_start >> 8);
+      b->hdr[8] = (uint8_t) tx_csum_offset;
+      b->hdr[9] = (uint8_t) (tx_csum_offset >> 8);
+      tx_csum_start = 0;
+    }
   memcpy (b->frame, dst, 6);
   memcpy (b->frame + 6, my_mac, 6);
   put16 (b->frame + 12, type);
@@ -279,6 +329,83 @@ eth_send (TxBuf *b, const uint8_t *dst, uint16_t type, size_t payload_len)
   if (virtq_add (txq, bufs, 2, 0, b, false) < 0)
     guest_fail ("transmit queue full");
   virtq_kick (txq);
+}
+
+/* ---- setting the card up -------------------------------------------------------------- */
+
+typedef enum
+{
+  BAD_NONE,
+  BAD_RX_READABLE,         /* the first receive buffer is device-readable */
+  BAD_RX_TINY,             /* the first receive buffer is smaller than the header */
+} BadRx;
+
+static bool use_csum;
+
+/* Finds (first time), initialises and starts the card; @bad puts a broken receive buffer
+ * first in the ring. */
+static void
+net_setup (VirtioIrqMode mode, BadRx bad, bool report)
+{
+  uint16_t status;
+  unsigned first = 0;
+
+  /* The runtime's virtio_init() wants a fresh VirtioDevice, also after a reset. */
+  memset (&dev, 0, sizeof dev);
+  if (!virtio_find (VIRTIO_ID_NET, 0, &dev))
+    guest_fail ("no virtio-net device");
+  if (!virtio_init (&dev, mode))
+    guest_fail ("virtio-net: initialisation failed");
+  if (!virtio_negotiate (&dev, VIRTIO_F (5) | VIRTIO_F (16) | VIRTIO_F (15) | VIRTIO_F (0)
+                                 | VIRTIO_F (VIRTIO_RING_F_EVENT_IDX)))
+    guest_fail ("virtio-net: feature negotiation failed");
+  if (!virtio_has_feature (&dev, 5) || !virtio_has_feature (&dev, 16)
+      || !virtio_has_feature (&dev, 15))
+    guest_fail ("virtio-net: MAC, STATUS or MRG_RXBUF not offered");
+  /* QEMU offers checksum offload only with a backend that takes it; Vireo always does. */
+  use_csum = virtio_has_feature (&dev, 0) && !cmdline_has ("nocsum");
+  virtio_config_read (&dev, 0, my_mac, 6);
+  status = virtio_config_read16 (&dev, 6);
+  if (report)
+    {
+      printf ("features: ok\n");
+      printf ("info: checksum offload: %s\n", use_csum ? "used" : "not offered");
+      printf ("mac: %02x:%02x:%02x:%02x:%02x:%02x\n", my_mac[0], my_mac[1], my_mac[2],
+              my_mac[3], my_mac[4], my_mac[5]);
+      printf ("link: %s\n", (status & 1) ? "up" : "down");
+    }
+
+  rxq = virtio_queue_setup (&dev, 0, rxq_size);
+  txq = virtio_queue_setup (&dev, 1, TX_QUEUE_SIZE);
+  if (!rxq || !txq)
+    guest_fail ("virtio-net: queue setup failed");
+  if (!frame_buf)
+    frame_buf = virtio_alloc (FRAME_MAX + 64, 64);
+  if (bad == BAD_RX_READABLE)
+    {
+      VirtioBuf b = { virtio_alloc (rxbuf_size, 64), rxbuf_size, false };
+
+      if (virtq_add (rxq, &b, 1, 0, (void *) b.addr, false) < 0)
+        guest_fail ("receive queue full");
+      first = 1;
+    }
+  else if (bad == BAD_RX_TINY)
+    {
+      VirtioBuf b = { virtio_alloc (64, 64), 8, true };
+
+      if (virtq_add (rxq, &b, 0, 1, (void *) b.addr, false) < 0)
+        guest_fail ("receive queue full");
+      first = 1;
+    }
+  for (unsigned i = first; i < rxq->size; i++)
+    rx_post (virtio_alloc (rxbuf_size, 64));
+  n_tx_free = 0;
+  for (unsigned i = 0; i < txq->size && i < TX_QUEUE_SIZE; i++)
+    tx_free[n_tx_free++] = virtio_alloc (sizeof (TxBuf), 64);
+  virtio_driver_ok (&dev);
+  virtq_kick (rxq);
+  if (report)
+    printf ("info: rx %u x %u bytes, tx %u\n", rxq->size, rxbuf_size, txq->size);
 }
 
 /* ---- ARP ------------------------------------------------------------------------------ */
@@ -378,6 +505,7 @@ udp_send (uint32_t dst, uint16_t sport, uint16_t dport, const void *data, size_t
 static uint8_t udp_reply[1500];
 static size_t udp_reply_len;
 static bool udp_reply_ready;
+static unsigned burst_next;           /* the next "BURST:NNN" expected */
 
 static void dhcp_input (const uint8_t *d, size_t len);
 static void tcp_input (uint32_t src, uint32_t dst, const uint8_t *t, size_t len);
@@ -400,6 +528,16 @@ udp_input (uint32_t src, uint32_t dst, const uint8_t *u, size_t len)
       dhcp_input (u + 8, ulen - 8u);
       break;
     case UDP_LOCAL_PORT:
+      if (ulen - 8u == 9 && !memcmp (u + 8, "BURST:", 6))
+        {
+          unsigned n = (unsigned) (u[14] - '0') * 100 + (unsigned) (u[15] - '0') * 10
+                       + (unsigned) (u[16] - '0');
+
+          if (n != burst_next)
+            guest_fail ("udp: burst datagram %u arrived after %u", n, burst_next);
+          burst_next++;
+          break;
+        }
       if (ulen - 8u <= sizeof udp_reply)
         {
           memcpy (udp_reply, u + 8, ulen - 8u);
@@ -644,6 +782,22 @@ udp_test (uint16_t port)
     if (udp_reply[i] != (uint8_t) (i * 7))
       guest_fail ("udp: big reply differs at byte %u", i);
   printf ("udp: big reply ok\n");
+
+  /* A burst much larger than the receive ring (rxq=N makes it small): the device waits for
+   * buffers, nothing is lost, the order holds. */
+  {
+    uint64_t end;
+
+    burst_next = 0;
+    udp_send (router_ip, UDP_LOCAL_PORT, port, "burst", 5);
+    end = now_ms () + TIMEOUT_MS;
+    while (burst_next < BURST_COUNT && now_ms () < end)
+      if (!net_poll ())
+        virtio_idle (dev.irq_mode);
+    if (burst_next != BURST_COUNT)
+      guest_fail ("udp: %u of %u burst datagrams arrived", burst_next, BURST_COUNT);
+    printf ("udp: burst of %u ok\n", BURST_COUNT);
+  }
 }
 
 /* ---- TCP ------------------------------------------------------------------------------ */
@@ -712,8 +866,17 @@ tcp_send_seg (uint32_t seq, uint8_t flags, uint32_t len, TcpFill fill, uint32_t 
     }
   if (len)
     fill (t + hlen, off, len, ctx);
-  sum = csum_fold (csum_add (csum_pseudo (my_ip, tcp.remote_ip, IP_TCP, (uint16_t) (hlen + len)),
-                             t, hlen + len));
+  if (use_csum)
+    {
+      /* The pseudo-header sum (not complemented) in the field; the device does the rest. */
+      sum = (uint16_t) ~csum_fold (csum_pseudo (my_ip, tcp.remote_ip, IP_TCP,
+                                                (uint16_t) (hlen + len)));
+      tx_csum_start = 14 + 20;
+      tx_csum_offset = 16;
+    }
+  else
+    sum = csum_fold (csum_add (csum_pseudo (my_ip, tcp.remote_ip, IP_TCP,
+                                            (uint16_t) (hlen + len)), t, hlen + len));
   put16 (t + 16, sum);
   ip_send (b, tcp.remote_ip, IP_TCP, hlen + len);
 }
@@ -975,19 +1138,29 @@ tcp_wait_line (const char *what)
 static void
 fill_copy (uint8_t *dst, uint32_t off, uint32_t len, const void *ctx)
 {
-  memcpy (dst, (const uint8_t *) ctx + off, len);
+  copy_fast (dst, (const uint8_t *) ctx + off, len);
 }
 
 static void
 fill_pattern (uint8_t *dst, uint32_t off, uint32_t len, const void *ctx)
 {
-  uint32_t c = off % 26;
+  static uint8_t pattern[MSS + 26];
+  static bool made;
 
-  for (uint32_t i = 0; i < len; i++)
+  if (!made)
     {
-      dst[i] = (uint8_t) ('a' + c);
-      if (++c == 26)
-        c = 0;
+      for (unsigned i = 0; i < sizeof pattern; i++)
+        pattern[i] = (uint8_t) ('a' + i % 26);
+      made = true;
+    }
+  while (len)
+    {
+      uint32_t n = len > MSS ? MSS : len;
+
+      copy_fast (dst, pattern + off % 26, n);
+      dst += n;
+      off += n;
+      len -= n;
     }
 }
 
@@ -1075,6 +1248,65 @@ throughput (uint16_t port, uint32_t mb)
           txq->kicks_suppressed, rxq->completed);
 }
 
+/* ---- malformed buffers ---------------------------------------------------------------- */
+
+/* Waits for DEVICE_NEEDS_RESET; prints what happened. Never looks at the receive ring (it
+ * may hold the broken buffer). */
+static void
+expect_needs_reset (const char *what)
+{
+  uint64_t end = now_ms () + 5000;
+
+  while (!(virtio_status (&dev) & VIRTIO_STATUS_NEEDS_RESET))
+    {
+      if (now_ms () > end)
+        {
+          printf ("%s: ignored\n", what);
+          return;
+        }
+      tx_reap ();
+      virtio_idle (dev.irq_mode);
+    }
+  printf ("%s: needs reset\n", what);
+}
+
+static void
+recover (VirtioIrqMode mode, BadRx bad)
+{
+  if (!virtio_reset (&dev))
+    guest_fail ("the device does not reset");
+  net_setup (mode, bad, false);
+}
+
+static void
+bad_buffers (VirtioIrqMode mode)
+{
+  static const uint8_t zero[6];
+  TxBuf *b = tx_get ();
+  VirtioBuf x = { b->hdr, 4, false };
+
+  /* A transmit chain shorter than the header. */
+  if (virtq_add (txq, &x, 1, 0, b, false) < 0)
+    guest_fail ("transmit queue full");
+  virtq_kick (txq);
+  expect_needs_reset ("bad tx header");
+
+  /* A device-readable receive buffer, then one smaller than the header: an ARP reply from
+   * the gateway lands in it. */
+  recover (mode, BAD_RX_READABLE);
+  arp_send (1, bcast_mac, zero, router_ip);
+  expect_needs_reset ("bad rx buffer (readable)");
+  recover (mode, BAD_RX_TINY);
+  arp_send (1, bcast_mac, zero, router_ip);
+  expect_needs_reset ("bad rx buffer (8 bytes)");
+
+  /* A reset brings it back. */
+  recover (mode, BAD_NONE);
+  gw_known = false;
+  arp_gateway ();
+  printf ("bad: recovered\n");
+}
+
 /* ---- main ----------------------------------------------------------------------------- */
 
 int
@@ -1082,7 +1314,6 @@ guest_main (void)
 {
   VirtioIrqMode mode = virtio_irq_mode_from_cmdline (VIRTIO_IRQ_POLL);
   unsigned long udp_port = 0, tcp_port = 0, port = 0, mb = 1, v;
-  uint16_t status;
 
   printf ("net test\n");
   printf ("irq: %s\n", virtio_irq_mode_name (mode));
@@ -1092,6 +1323,12 @@ guest_main (void)
         guest_fail ("rxbuf=%lu: 64 to %u", v, RX_BUF_MAX);
       rxbuf_size = (unsigned) v;
     }
+  if (cmdline_uint ("rxq", &v))
+    {
+      if (v < 2 || v > RX_QUEUE_SIZE || (v & (v - 1)))
+        guest_fail ("rxq=%lu: a power of two from 2 to %u", v, RX_QUEUE_SIZE);
+      rxq_size = (unsigned) v;
+    }
   cmdline_uint ("udp", &udp_port);
   cmdline_uint ("tcp", &tcp_port);
   cmdline_uint ("port", &port);
@@ -1099,35 +1336,7 @@ guest_main (void)
   if (udp_port > 65535 || tcp_port > 65535 || port > 65535 || mb == 0 || mb > 1024)
     guest_fail ("bad command line");
 
-  if (!virtio_find (VIRTIO_ID_NET, 0, &dev))
-    guest_fail ("no virtio-net device");
-  if (!virtio_init (&dev, mode))
-    guest_fail ("virtio-net: initialisation failed");
-  if (!virtio_negotiate (&dev, VIRTIO_F (5) | VIRTIO_F (16) | VIRTIO_F (15)
-                                 | VIRTIO_F (VIRTIO_RING_F_EVENT_IDX)))
-    guest_fail ("virtio-net: feature negotiation failed");
-  if (!virtio_has_feature (&dev, 5) || !virtio_has_feature (&dev, 16)
-      || !virtio_has_feature (&dev, 15))
-    guest_fail ("virtio-net: MAC, STATUS or MRG_RXBUF not offered");
-  printf ("features: ok\n");
-  virtio_config_read (&dev, 0, my_mac, 6);
-  printf ("mac: %02x:%02x:%02x:%02x:%02x:%02x\n", my_mac[0], my_mac[1], my_mac[2], my_mac[3],
-          my_mac[4], my_mac[5]);
-  status = virtio_config_read16 (&dev, 6);
-  printf ("link: %s\n", (status & 1) ? "up" : "down");
-
-  rxq = virtio_queue_setup (&dev, 0, RX_QUEUE_SIZE);
-  txq = virtio_queue_setup (&dev, 1, TX_QUEUE_SIZE);
-  if (!rxq || !txq)
-    guest_fail ("virtio-net: queue setup failed");
-  frame_buf = virtio_alloc (FRAME_MAX + 64, 64);
-  for (unsigned i = 0; i < rxq->size; i++)
-    rx_post (virtio_alloc (rxbuf_size, 64));
-  for (unsigned i = 0; i < txq->size && i < TX_QUEUE_SIZE; i++)
-    tx_free[n_tx_free++] = virtio_alloc (sizeof (TxBuf), 64);
-  virtio_driver_ok (&dev);
-  virtq_kick (rxq);
-  printf ("info: rx %u x %u bytes, tx %u\n", rxq->size, rxbuf_size, txq->size);
+  net_setup (mode, BAD_NONE, true);
 
   if (cmdline_has ("mode=cpu"))
     {
@@ -1155,6 +1364,11 @@ guest_main (void)
       if (!port)
         guest_fail ("mode=echo needs port=N");
       echo_server ((uint16_t) port);
+      return 0;
+    }
+  if (cmdline_has ("mode=bad"))
+    {
+      bad_buffers (mode);
       return 0;
     }
   if (cmdline_has ("mode=throughput"))

@@ -419,8 +419,9 @@ qmp_step (const Step *st)
   switch (st->kind)
     {
     case STEP_KEY:
-      return g_strdup_printf ("[{\"type\":\"key\",\"data\":{\"down\":%s,\"key\":{\"type\":\"qcode\","
-                              "\"data\":\"%s\"}}}]", st->value ? "true" : "false", st->qcode);
+      return g_strdup_printf ("[{\"type\":\"key\",\"data\":{\"down\":%s,"
+                              "\"key\":{\"type\":\"qcode\",\"data\":\"%s\"}}}]",
+                              st->value ? "true" : "false", st->qcode);
     case STEP_ABS:
       return g_strdup_printf ("[{\"type\":\"abs\",\"data\":{\"axis\":\"x\",\"value\":%u}},"
                               "{\"type\":\"abs\",\"data\":{\"axis\":\"y\",\"value\":%d}}]",
@@ -866,7 +867,7 @@ check_disk (const VirtioCase *vc, Files *f, const char *serial_text)
 /* --------------------------------------------------------------- the test */
 
 static void
-compare_output (const CaseData *cd, const char *who, const char *serial)
+compare_output (const CaseData *cd, const char *serial)
 {
   g_autofree char *got = normalise (serial);
 
@@ -952,7 +953,7 @@ out:
   g_main_context_pop_thread_default (ctx);
   serial = read_text (f->serial);
   dump ("vireo", "serial", serial);
-  compare_output (cd, "vireo", serial);
+  compare_output (cd, serial);
 }
 
 static void
@@ -1023,7 +1024,7 @@ test_virtio (gconstpointer user_data)
 
   g_assert_false (timed_out);
   g_assert_cmpint (status, ==, 1);
-  compare_output (cd, who, serial);
+  compare_output (cd, serial);
 
   switch (vc->kind)
     {

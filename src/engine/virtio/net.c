@@ -199,7 +199,18 @@ net_tx_one (VrVirtioNet *self, VrVirtqElem *elem)
   struct iovec iov;
 
   if (elem->out_len < NET_HDR_LEN + 14 || elem->out_len > NET_HDR_LEN + VR_NET_MAX_FRAME)
-    return false;
+    {
+      /* Every chain starts with the header (the driver MUST, 5.1.6.2); a runt frame or a
+       * giant one is only dropped. */
+      if (elem->out_len < NET_HDR_LEN)
+        {
+          self->warned_tx = true;   /* one message is enough */
+          vr_virtio_set_broken (&self->vio,
+                                "a transmit chain of %" G_GUINT64_FORMAT " bytes, shorter "
+                                "than the %zu-byte header", elem->out_len, NET_HDR_LEN);
+        }
+      return false;
+    }
   len = vr_iov_to_buf (elem->out, elem->n_out, 0, self->tx_buf, (size_t) elem->out_len);
   if (len != elem->out_len)
     return false;
