@@ -606,7 +606,7 @@ test_basic (gconstpointer data)
   /* The msix run also leaves out checksum offload (QEMU does not offer it with slirp), and
    * has a small receive ring of small buffers: frames span many buffers, bursts wait. */
   append = g_strdup_printf ("udp=%u tcp=%u%s", s.udp_port, s.tcp_port,
-                            msix ? " irq=msix nocsum rxq=8 rxbuf=128" : "");
+                            msix ? " irq=msix nocsum rxq=8 rxbuf=256" : "");
   run_net_guest (cd->engine, program, append, NULL, &r);
   check_output (cd, &r, msix ? NET_BASIC ("msix") : NET_BASIC ("poll"));
 

@@ -37,7 +37,6 @@ typedef struct
   char         *ifname;
   GSource      *watch;
   bool          stopped;
-  uint8_t       buf[VR_NET_MAX_FRAME];
 } VrNetTap;
 
 static gboolean tap_watch_cb (gint fd, GIOCondition cond, gpointer data);
@@ -77,16 +76,17 @@ static gboolean
 tap_watch_cb (gint fd, GIOCondition cond, gpointer data)
 {
   VrNetTap *tap = data;
+  g_autofree uint8_t *buf = g_malloc (VR_NET_MAX_FRAME);
 
   for (unsigned i = 0; i < TAP_BATCH; i++)
     {
-      ssize_t n = read (fd, tap->buf, sizeof tap->buf);
+      ssize_t n = read (fd, buf, VR_NET_MAX_FRAME);
 
       if (n < 0 && errno == EINTR)
         continue;
       if (n <= 0)
         break;   /* EAGAIN: drained. Other errors: the next wake-up tries again. */
-      if (!vr_net_backend_deliver (&tap->parent, tap->buf, (size_t) n))
+      if (!vr_net_backend_deliver (&tap->parent, buf, (size_t) n))
         {
           g_mutex_lock (&tap->lock);
           if (tap->watch == g_main_current_source ())

@@ -109,6 +109,15 @@ net_receive (void          *opaque,
     {
       VrVirtqElem *elem = vr_virtq_pop (rx);
 
+      if (!elem && self->n_stash >= vr_virtq_size (rx))
+        {
+          /* The whole ring is not enough for this frame: it can never be delivered. */
+          if (!self->warned_rx)
+            g_message ("virtio-net: dropping a %zu-byte frame: it does not fit the guest's "
+                       "whole receive ring", len);
+          self->warned_rx = true;
+          goto drop;
+        }
       if (!elem)
         {
           /* Out of buffers: ask for a kick, then look again to close the race. */

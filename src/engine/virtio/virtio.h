@@ -164,6 +164,8 @@ void         vr_virtq_set_notification (VrVirtqueue     *vq,
                                         bool             enable);
 bool         vr_virtq_is_ready       (VrVirtqueue       *vq);
 unsigned     vr_virtq_index          (VrVirtqueue       *vq);
+/* The ring's size as the driver set it up (0 when not ready). */
+uint16_t     vr_virtq_size           (VrVirtqueue       *vq);
 
 /* Copies between an iovec array and a flat buffer, from @offset in the iovec data; return
  * the bytes copied. */

@@ -129,6 +129,17 @@ vr_virtq_is_ready (VrVirtqueue *vq)
   return ready;
 }
 
+uint16_t
+vr_virtq_size (VrVirtqueue *vq)
+{
+  uint16_t size;
+
+  g_mutex_lock (&vq->lock);
+  size = vq->ready ? vq->size : 0;
+  g_mutex_unlock (&vq->lock);
+  return size;
+}
+
 unsigned
 vr_virtq_index (VrVirtqueue *vq)
 {
@@ -208,7 +219,7 @@ walk_chain (VrVirtqueue *vq,
             uint16_t     head,
             Walk        *w)
 {
-  const volatile struct vring_desc *table = vq->desc;
+  const struct vring_desc *table = vq->desc;
   unsigned table_size = vq->size;
   unsigned i = head, visited = 0;
   bool in_indirect = false;
@@ -227,10 +238,10 @@ walk_chain (VrVirtqueue *vq,
           set_broken (vq, "a descriptor chain that loops");
           return false;
         }
-      d.addr = table[i].addr;
-      d.len = table[i].len;
-      d.flags = table[i].flags;
-      d.next = table[i].next;
+      /* One copy of the guest's descriptor, whatever its alignment (an indirect table can
+       * be anywhere); everything below looks at the copy only. */
+      memcpy (&d, (const uint8_t *) table + (size_t) i * sizeof d, sizeof d);
+      __atomic_signal_fence (__ATOMIC_SEQ_CST);
 
       if (d.flags & VRING_DESC_F_INDIRECT)
         {
