@@ -48,6 +48,7 @@ typedef struct
   int                  in_fd;       /* -1: no input */
   int                  out_fd;      /* -1: output discarded */
   bool                 close_in;    /* we own in_fd */
+  bool                 eof_is_final; /* stdin that is not a terminal: EOF ends input */
   bool                 close_out;   /* we own out_fd */
   bool                 drop_on_full; /* non-blocking output (pty) */
   int                  slave_fd;    /* pty: our own slave reference, -1 otherwise */
@@ -208,6 +209,16 @@ watch_cb (gint fd, GIOCondition cond, gpointer data)
   n = read (fd, buf, MIN (room, sizeof buf));
   if (n > 0)
     receive (opaque, buf, (size_t) n);
+  else if (n == 0 && st->eof_is_final)
+    {
+      /* The end of a pipe or file given as input: nothing more will come. */
+      g_mutex_lock (&st->lock);
+      if (st->watch)
+        g_clear_pointer (&st->watch, g_source_unref);
+      st->in_fd = -1;   /* not ours to close: standard input */
+      g_mutex_unlock (&st->lock);
+      ret = G_SOURCE_REMOVE;
+    }
   else if (n == 0 || (errno != EAGAIN && errno != EINTR))
     {
       /* EOF, EIO (pty without a slave) or another error: retry later, never spin. */
@@ -339,8 +350,11 @@ vr_chardev_new (VrSerialBackend   backend,
           tio.c_lflag |= ISIG;
           if (tcsetattr (STDIN_FILENO, TCSANOW, &tio) == 0)
             chr->restore_tty = true;
-          st->in_fd = STDIN_FILENO;
         }
+      else
+        st->eof_is_final = true;
+      /* A terminal, or a pipe or file (`echo … | vireo-run`), as QEMU's stdio does. */
+      st->in_fd = STDIN_FILENO;
       break;
 
     case VR_SERIAL_PTY:
