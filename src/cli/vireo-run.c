@@ -12,9 +12,17 @@
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "vr-cpuid.h"
 #include "vr-machine.h"
+
+#ifdef HAVE_RUN_WINDOW
+#include <glib/gi18n.h>
+#include <gtk/gtk.h>
+
+#include "vireo-run-window.h"
+#endif
 
 /* Exit statuses; odd values are the guest's debug-exit status ((value << 1) | 1). */
 enum
@@ -82,6 +90,17 @@ on_event (VrMachine     *machine,
     }
 }
 
+#ifdef HAVE_RUN_WINDOW
+static gboolean
+on_close_request (GtkWindow *window,
+                  gpointer   user_data)
+{
+  /* Closing the window pulls the plug, as Ctrl+C does. */
+  finish (user_data, EXIT_INTERRUPTED);
+  return TRUE;
+}
+#endif
+
 static gboolean
 on_signal (gpointer user_data)
 {
@@ -134,6 +153,45 @@ parse_backend (const char       *option,
     {
       g_set_error (error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE,
                    "--%s takes stdio, pty, file:PATH or none, not “%s”", option, text);
+      return false;
+    }
+  return true;
+}
+
+/* --display: none, std (the bochs-display card) or virtio (virtio-gpu + the card); with
+ * ",window" (or "window" alone: std) the screen is shown in a GTK window. */
+static bool
+parse_display (const char       *text,
+               VrDisplayDevice  *device,
+               bool             *window,
+               GError          **error)
+{
+  g_autofree char *card = NULL;
+
+  *window = false;
+  if (g_str_equal (text, "window"))
+    {
+      *window = true;
+      text = "std";
+    }
+  else if (g_str_has_suffix (text, ",window"))
+    {
+      *window = true;
+      card = g_strndup (text, strlen (text) - strlen (",window"));
+      text = card;
+    }
+
+  if (g_str_equal (text, "none") && !*window)
+    *device = VR_DISPLAY_DEVICE_NONE;
+  else if (g_str_equal (text, "std"))
+    *device = VR_DISPLAY_DEVICE_BOCHS;
+  else if (g_str_equal (text, "virtio"))
+    *device = VR_DISPLAY_DEVICE_VIRTIO_GPU;
+  else
+    {
+      g_set_error (error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE,
+                   "--display takes none, std, virtio, window or std|virtio,window, "
+                   "not “%s”", text);
       return false;
     }
   return true;
@@ -229,10 +287,11 @@ main (int   argc,
       char *argv[])
 {
   g_autofree char *kernel = NULL, *initrd = NULL, *append = NULL, *memory = NULL;
-  g_autofree char *serial = NULL, *cpuid_mask = NULL, *console = NULL;
+  g_autofree char *serial = NULL, *cpuid_mask = NULL, *console = NULL, *display = NULL;
   g_auto (GStrv) disks = NULL, nets = NULL;
   int cpus = 1, timeout = 0;
   gboolean no_reboot = FALSE, rng = FALSE, input = FALSE;
+  bool show_window = false;
   const GOptionEntry entries[] = {
     { "kernel", 'k', 0, G_OPTION_ARG_FILENAME, &kernel,
       "Kernel to boot: a Linux bzImage, a PVH ELF or a Multiboot kernel", "FILE" },
@@ -260,11 +319,18 @@ main (int   argc,
     { "input", 0, 0, G_OPTION_ARG_NONE, &input, "A virtio keyboard and tablet", NULL },
     { "console", 0, 0, G_OPTION_ARG_STRING, &console,
       "A virtio console on stdio, pty, file:PATH (default: none)", "BACKEND" },
+    { "display", 0, 0, G_OPTION_ARG_STRING, &display,
+      "A display card: std (bochs-display), virtio (virtio-gpu) or none (default); "
+      "“window” (std) or “std,window” / “virtio,window” also show it in a window",
+      "none|std|virtio[,window]|window" },
     { NULL }
   };
   g_autoptr (GOptionContext) context = NULL;
   g_autoptr (GError) error = NULL;
   g_autoptr (GMainLoop) loop = NULL;
+#ifdef HAVE_RUN_WINDOW
+  GtkWidget *window = NULL;
+#endif
   VrMachineConfig config;
   Run run = { 0 };
   guint sigint, sigterm, sigusr2, timer = 0;
@@ -317,6 +383,8 @@ main (int   argc,
     }
 
   vr_machine_config_init (&config);
+  /* The machine is named after its kernel (a window's title, log lines). */
+  config.name = g_path_get_basename (kernel);
   config.kernel = g_steal_pointer (&kernel);
   config.initrd = g_steal_pointer (&initrd);
   config.cmdline = g_steal_pointer (&append);
@@ -333,7 +401,8 @@ main (int   argc,
       || (serial && !parse_backend ("serial", serial, &config.serial, &config.serial_path,
                                     &error))
       || (console && !parse_backend ("console", console, &config.console,
-                                     &config.console_path, &error)))
+                                     &config.console_path, &error))
+      || (display && !parse_display (display, &config.display, &show_window, &error)))
     {
       g_printerr ("vireo-run: %s\n", error->message);
       vr_machine_config_clear (&config);
@@ -378,6 +447,30 @@ main (int   argc,
   sigusr2 = g_unix_signal_add (SIGUSR2, on_dump_signal, &run);
   signal (SIGPIPE, SIG_IGN);
 
+  /* GTK is only initialised for a window: the headless path never touches the display. */
+  if (show_window)
+    {
+#ifdef HAVE_RUN_WINDOW
+      bindtextdomain (GETTEXT_PACKAGE, LOCALEDIR);
+      bind_textdomain_codeset (GETTEXT_PACKAGE, "UTF-8");
+      textdomain (GETTEXT_PACKAGE);
+      if (!gtk_init_check ())
+        {
+          g_printerr ("vireo-run: cannot open a window: no graphical display (is DISPLAY or "
+                      "WAYLAND_DISPLAY set?)\n");
+          vr_machine_free (run.machine);
+          return EXIT_ENGINE_ERROR;
+        }
+      window = vireo_run_window_new (run.machine);
+      g_signal_connect (window, "close-request", G_CALLBACK (on_close_request), &run);
+      gtk_window_present (GTK_WINDOW (window));
+#else
+      g_printerr ("vireo-run: this vireo-run was built without GTK: no --display window\n");
+      vr_machine_free (run.machine);
+      return EXIT_ENGINE_ERROR;
+#endif
+    }
+
   if (vr_machine_get_serial_pty (run.machine))
     g_printerr ("vireo-run: serial port on %s\n", vr_machine_get_serial_pty (run.machine));
   if (vr_machine_get_console_pty (run.machine))
@@ -400,6 +493,18 @@ main (int   argc,
   g_source_remove (sigint);
   g_source_remove (sigterm);
   g_source_remove (sigusr2);
+#ifdef HAVE_RUN_WINDOW
+  if (window != NULL)
+    {
+      VireoDisplay *screen = vireo_run_window_get_display (VIREO_RUN_WINDOW (window));
+      g_autoptr (GError) record_error = NULL;
+
+      /* A recording in progress is finished (EOS, complete file) before the machine goes. */
+      if (!vireo_display_stop_recording (screen, &record_error))
+        g_printerr ("vireo-run: %s\n", record_error->message);
+      gtk_window_destroy (GTK_WINDOW (window));
+    }
+#endif
   vr_machine_stop (run.machine);
   vr_machine_free (run.machine);
   fflush (stdout);

@@ -52,6 +52,7 @@ typedef struct
   bool                 close_out;   /* we own out_fd */
   bool                 drop_on_full; /* non-blocking output (pty) */
   int                  slave_fd;    /* pty: our own slave reference, -1 otherwise */
+  int                  log_fd;      /* pty: a log file that also gets all output, or -1 */
 
   GMainContext        *context;
   VrChardevCanReceive  can_receive;
@@ -81,6 +82,8 @@ state_release (VrChardevState *st)
     close (st->out_fd);
   if (st->slave_fd >= 0)
     close (st->slave_fd);
+  if (st->log_fd >= 0)
+    close (st->log_fd);
   g_clear_pointer (&st->context, g_main_context_unref);
   g_mutex_clear (&st->lock);
   g_mutex_clear (&st->cb_lock);
@@ -331,6 +334,7 @@ vr_chardev_new (VrSerialBackend   backend,
   st->in_fd = -1;
   st->out_fd = -1;
   st->slave_fd = -1;
+  st->log_fd = -1;
   chr->backend = backend;
 
   switch (backend)
@@ -360,6 +364,19 @@ vr_chardev_new (VrSerialBackend   backend,
     case VR_SERIAL_PTY:
       if (!open_pty (chr, st, error))
         goto fail;
+      /* A log file as well (the app keeps a machine's serial.log across runs). */
+      if (path && *path)
+        {
+          st->log_fd = open (path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOCTTY, 0644);
+          if (st->log_fd < 0)
+            {
+              int saved = errno;
+              g_set_error (error, VR_ERROR, VR_ERROR_BACKEND,
+                           "Cannot open the serial log “%s”: %s", path, g_strerror (saved));
+              g_clear_pointer (&chr->pty_path, g_free);
+              goto fail;
+            }
+        }
       break;
 
     case VR_SERIAL_FILE:
@@ -471,6 +488,27 @@ vr_chardev_write (VrChardev     *chr,
     return;
 
   st = chr->state;
+  if (st->log_fd >= 0)
+    {
+      const uint8_t *p = buf;
+      size_t left = len;
+
+      while (left > 0)
+        {
+          ssize_t n = write (st->log_fd, p, left);
+
+          if (n > 0)
+            {
+              p += n;
+              left -= (size_t) n;
+            }
+          else if (n < 0 && errno == EINTR)
+            continue;
+          else
+            break;  /* disk full or an I/O error: the log misses this, the guest goes on */
+        }
+    }
+
   fd = st->out_fd;
   if (fd < 0)
     return;

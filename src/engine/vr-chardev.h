@@ -22,6 +22,8 @@ typedef struct _VrChardev VrChardev;
 typedef size_t (*VrChardevCanReceive) (void *opaque);
 typedef void   (*VrChardevReceive)    (void *opaque, const uint8_t *buf, size_t len);
 
+/* @path: the file for VR_SERIAL_FILE; with VR_SERIAL_PTY, when set, a log file that gets a
+ * copy of all output (appended), whether or not anyone reads the pty. */
 VrChardev  *vr_chardev_new          (VrSerialBackend       backend,
                                      const char           *path,
                                      GError              **error);

@@ -9,10 +9,12 @@
 #include <linux/kvm.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "boot/boot.h"
 #include "hw/hw.h"
+#include "hw/bochs-display.h"
 #include "hw/pci.h"
 #include "disk/vr-disk.h"
 #include "net/vr-net.h"
@@ -22,7 +24,9 @@
 #include "vr-bus.h"
 #include "vr-chardev.h"
 #include "vr-cpuid.h"
+#include "vr-display-private.h"
 #include "vr-iothread.h"
+#include "vr-input.h"
 #include "vr-irq.h"
 #include "vr-memory.h"
 #include "vr-vcpu.h"
@@ -83,7 +87,11 @@ struct _VrMachine
   VrDevice     *pci_host;
   VrDevice     *keyboard;       /* virtio-input, NULL without config.input */
   VrDevice     *tablet;
+  VrDevice     *i8042;
+  VrInput      *input;          /* routes vr_machine_input_*() (own lock) */
   VrChardev    *console_chr;
+  VrDisplay    *display;        /* NULL without config.display */
+  VrDevice     *bochs;          /* the bochs-display card, NULL without one */
   unsigned      next_slot;      /* the next free PCI slot */
   VrVcpu      **vcpus;          /* config.cpus entries while a VM exists */
 
@@ -483,6 +491,7 @@ destroy_vm (VrMachine *self)
   if (self->vm_fd >= 0)
     {
       vr_irqchip_lock_for_swap (self->irq);
+      vr_memory_detach_vm (self->memory);
       close (self->vm_fd);
       self->vm_fd = -1;
       vr_irqchip_unlock_after_swap (self->irq, -1);
@@ -985,6 +994,54 @@ create_virtio_devices (VrMachine  *self,
   return true;
 }
 
+/* The display card's BARs, assigned at creation so that boot code knows the framebuffer's
+ * address: the bottom of the PCI MMIO window (the guest may move them). */
+#define BOCHS_FB_ADDR    VR_MMIO_HOLE_START
+#define BOCHS_MMIO_ADDR  (VR_MMIO_HOLE_START + VR_BOCHS_FB_SIZE)
+#define BOOT_FB_WIDTH    1024
+#define BOOT_FB_HEIGHT   768
+
+static bool
+create_display (VrMachine  *self,
+                GError    **error)
+{
+  VrVirtioHost host;
+
+  if (self->config.display == VR_DISPLAY_DEVICE_NONE)
+    return true;
+
+  self->display = vr_display_new (vr_iothread_get_context (self->iothread));
+  if (self->config.display == VR_DISPLAY_DEVICE_VIRTIO_GPU)
+    {
+      if (!virtio_host (self, &host, error)
+          || !add_device (self, vr_virtio_gpu_new (&host, self->display, error)))
+        return false;
+    }
+  if (!virtio_host (self, &host, error)
+      || !add_device (self, (self->bochs = vr_bochs_display_new (self->pci_host, self->memory,
+                                                                 self->display, self,
+                                                                 host.slot, BOCHS_FB_ADDR,
+                                                                 BOCHS_MMIO_ADDR, error))))
+    return false;
+
+  /* A directly booted Linux finds the framebuffer through screen_info (simplefb), already
+   * switched on. */
+  if (self->boot && vr_boot_image_get_protocol (self->boot) == VR_BOOT_LINUX)
+    {
+      VrBootFramebuffer fb = {
+        .addr = BOCHS_FB_ADDR,
+        .size = VR_BOCHS_FB_SIZE,
+        .width = BOOT_FB_WIDTH,
+        .height = BOOT_FB_HEIGHT,
+        .stride = BOOT_FB_WIDTH * 4,
+      };
+
+      vr_boot_image_set_framebuffer (self->boot, &fb);
+      vr_bochs_display_set_boot_mode (self->bochs, BOOT_FB_WIDTH, BOOT_FB_HEIGHT);
+    }
+  return true;
+}
+
 static bool
 create_devices (VrMachine  *self,
                 GError    **error)
@@ -1004,7 +1061,7 @@ create_devices (VrMachine  *self,
 
   if (!add_device (self, vr_serial_new (self->pio, VR_COM1_BASE, self->irq, VR_COM1_IRQ,
                                         self->serial_chr, io, error))
-      || !add_device (self, vr_i8042_new (self->pio, self->irq, self, error))
+      || !add_device (self, (self->i8042 = vr_i8042_new (self->pio, self->irq, self, error)))
       || !add_device (self, vr_rtc_new (self->pio, self->irq, self->memory, io, error))
       || !add_device (self, vr_debug_exit_new (self->pio, self, error))
       || !add_device (self, (self->pci_host = pci = vr_pci_host_new (self->pio, self, error)))
@@ -1015,7 +1072,7 @@ create_devices (VrMachine  *self,
       || !add_device (self, (fw_cfg = vr_fw_cfg_new (self->pio, self->memory, error))))
     return false;
 
-  if (!create_virtio_devices (self, error))
+  if (!create_virtio_devices (self, error) || !create_display (self, error))
     return false;
 
   vr_fw_cfg_add_item (fw_cfg, 0x03, &ram, sizeof ram);    /* FW_CFG_RAM_SIZE */
@@ -1078,6 +1135,7 @@ vr_machine_new (const VrMachineConfig  *config,
   self->iothread = vr_iothread_new ("vireo-io");
   if (!create_devices (self, error))
     goto fail;
+  self->input = vr_input_new (self->i8042, self->keyboard, self->tablet);
   return self;
 
 fail:
@@ -1262,10 +1320,52 @@ vr_machine_get_serial_pty (VrMachine *self)
   return self->serial_chr ? vr_chardev_get_pty_path (self->serial_chr) : NULL;
 }
 
+VrDisplay *
+vr_machine_get_display (VrMachine *self)
+{
+  g_return_val_if_fail (self != NULL, NULL);
+  return self->display;
+}
+
 const VrMachineConfig *
 vr_machine_get_config (VrMachine *self)
 {
   return &self->config;
+}
+
+unsigned
+vr_machine_get_vcpu_times (VrMachine *self,
+                           uint64_t  *times_ns,
+                           unsigned   n)
+{
+  unsigned count = 0;
+
+  g_return_val_if_fail (self != NULL, 0);
+
+  /* @control keeps the vCPUs from being freed; a UI polling once a second never waits long
+   * (a transition in progress just makes this sample empty). */
+  if (!g_mutex_trylock (&self->control))
+    return 0;
+  if (self->vcpus != NULL)
+    {
+      count = self->config.cpus;
+      for (unsigned i = 0; i < MIN (n, count); i++)
+        times_ns[i] = vr_vcpu_get_cpu_time (self->vcpus[i]);
+    }
+  g_mutex_unlock (&self->control);
+  return count;
+}
+
+uint64_t
+vr_machine_get_memory_used (VrMachine *self)
+{
+  struct stat st;
+
+  g_return_val_if_fail (self != NULL, 0);
+
+  if (self->memory == NULL || fstat (vr_memory_get_fd (self->memory), &st) < 0)
+    return 0;
+  return (uint64_t) st.st_blocks * 512;
 }
 
 char *
@@ -1301,9 +1401,11 @@ vr_machine_dump_cpus (VrMachine *self)
 static void
 machine_finalize (VrMachine *self)
 {
+  g_clear_pointer (&self->input, vr_input_free);
   for (guint i = self->devices->len; i > 0; i--)
     vr_device_destroy (g_ptr_array_index (self->devices, i - 1));
   g_ptr_array_unref (self->devices);
+  g_clear_pointer (&self->display, vr_display_free);
   g_clear_pointer (&self->serial_chr, vr_chardev_free);
   g_clear_pointer (&self->console_chr, vr_chardev_free);
   g_clear_pointer (&self->acpi_tables, g_bytes_unref);
@@ -1355,25 +1457,17 @@ vr_machine_free (VrMachine *self)
 
 /* ---- input ------------------------------------------------------------------------------ */
 
-static void
-send_input (VrDevice           *dev,
-            const VrInputEvent *events,
-            unsigned            n)
-{
-  if (dev != NULL)
-    vr_virtio_input_send (dev, events, n);
-}
+/* The router exists once vr_machine_new() has succeeded; it is NULL only in a half-built
+ * machine, which no caller can hold. */
 
 void
 vr_machine_input_key (VrMachine *self,
                       unsigned   code,
                       bool       pressed)
 {
-  VrInputEvent ev = { EV_KEY, (uint16_t) code, pressed ? 1 : 0 };
-
   g_return_if_fail (self != NULL);
   g_return_if_fail (code <= KEY_MAX);
-  send_input (self->keyboard, &ev, 1);
+  vr_input_key (self->input, code, pressed);
 }
 
 void
@@ -1381,13 +1475,17 @@ vr_machine_input_abs (VrMachine *self,
                       unsigned   x,
                       unsigned   y)
 {
-  VrInputEvent ev[2] = {
-    { EV_ABS, ABS_X, (int32_t) MIN (x, VR_INPUT_ABS_MAX) },
-    { EV_ABS, ABS_Y, (int32_t) MIN (y, VR_INPUT_ABS_MAX) },
-  };
-
   g_return_if_fail (self != NULL);
-  send_input (self->tablet, ev, 2);
+  vr_input_abs (self->input, x, y);
+}
+
+void
+vr_machine_input_rel (VrMachine *self,
+                      int        dx,
+                      int        dy)
+{
+  g_return_if_fail (self != NULL);
+  vr_input_rel (self->input, dx, dy);
 }
 
 void
@@ -1395,21 +1493,26 @@ vr_machine_input_button (VrMachine *self,
                          unsigned   code,
                          bool       pressed)
 {
-  VrInputEvent ev = { EV_KEY, (uint16_t) code, pressed ? 1 : 0 };
-
   g_return_if_fail (self != NULL);
   g_return_if_fail (code <= KEY_MAX);
-  send_input (self->tablet, &ev, 1);
+  vr_input_button (self->input, code, pressed);
 }
 
 void
 vr_machine_input_wheel (VrMachine *self,
                         int        delta)
 {
-  VrInputEvent ev = { EV_REL, REL_WHEEL, delta };
-
   g_return_if_fail (self != NULL);
-  send_input (self->tablet, &ev, 1);
+  vr_input_wheel (self->input, delta);
+}
+
+void
+vr_machine_input_get_routing (VrMachine      *self,
+                              VrInputRouting *routing)
+{
+  g_return_if_fail (self != NULL);
+  g_return_if_fail (routing != NULL);
+  vr_input_get_routing (self->input, routing);
 }
 
 const char *

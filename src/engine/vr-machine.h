@@ -5,6 +5,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "vr-display.h"
+
 G_BEGIN_DECLS
 
 #define VR_ERROR (vr_error_quark ())
@@ -48,6 +50,17 @@ typedef struct
   char            *serial;       /* optional; the guest sees at most 20 bytes */
 } VrDiskConfig;
 
+/* The machine's display card (see vr-display.h for what the UI sees). */
+typedef enum
+{
+  VR_DISPLAY_DEVICE_NONE,        /* no screen (headless) */
+  VR_DISPLAY_DEVICE_BOCHS,       /* a bochs-display PCI card: a linear framebuffer (QEMU's
+                                  * `-device bochs-display`, Linux's bochs DRM driver) */
+  VR_DISPLAY_DEVICE_VIRTIO_GPU,  /* virtio-gpu (2D, resizable) plus the bochs card for the
+                                  * firmware and early boot; the guest's virtio-gpu scanout,
+                                  * once set, is what the display shows */
+} VrDisplayDevice;
+
 #define VR_MAX_DISKS 16
 #define VR_MAX_NICS  8
 
@@ -60,7 +73,8 @@ typedef struct
   uint64_t         memory;       /* bytes */
   unsigned         cpus;         /* 1..VR_MAX_CPUS */
   VrSerialBackend  serial;
-  char            *serial_path;  /* the log file for VR_SERIAL_FILE */
+  char            *serial_path;  /* the log file for VR_SERIAL_FILE; with VR_SERIAL_PTY, when
+                                  * set, output is also appended there */
   VrResetPolicy    on_reset;
   /*
    * CPUID features to hide from the guest, as a comma-separated list of names such as
@@ -78,6 +92,7 @@ typedef struct
   bool             input;        /* virtio keyboard + absolute tablet */
   VrSerialBackend  console;      /* virtio-console; VR_SERIAL_NONE: no console device */
   char            *console_path; /* for VR_SERIAL_FILE */
+  VrDisplayDevice  display;      /* default VR_DISPLAY_DEVICE_NONE */
 } VrMachineConfig;
 
 #define VR_MAX_CPUS      64
@@ -158,9 +173,21 @@ char           *vr_machine_dump_cpus        (VrMachine              *machine);
 VrMachineState  vr_machine_get_state        (VrMachine              *machine);
 VrStopReason    vr_machine_get_stop_reason  (VrMachine              *machine);
 int             vr_machine_get_exit_status  (VrMachine              *machine);
-/* Input into the guest's virtio keyboard and tablet (config.input), as Linux evdev codes
- * (KEY_*, BTN_*); each call is one report (followed by a SYN_REPORT). Dropped while the guest
- * has not set the devices up. Thread-safe. */
+/*
+ * Input: keys as Linux evdev codes (KEY_*), buttons as BTN_LEFT/RIGHT/MIDDLE/SIDE/EXTRA.
+ * Each call is one report. Thread-safe (the UI calls these from its main thread).
+ *
+ * Routing, decided per event: the keyboard goes to the virtio keyboard (config.input) once
+ * the guest's driver has set it up, else to the i8042's keyboard as PC scan codes (set 1, or
+ * set 2 when the guest turned translation off), so that firmware and early boot have a
+ * keyboard. A key's release goes where its press went. The pointer goes to the virtio
+ * tablet (absolute) once its driver is up, else to the i8042's PS/2 mouse (relative):
+ * absolute positions then become motion by the difference from the last position, scaled to
+ * a nominal 1024x768 screen (the guest's pointer acceleration makes this approximate: a UI
+ * should switch to relative mode, see vr_machine_input_get_routing()). Relative motion
+ * always goes to the PS/2 mouse, the only relative device. Buttons and the wheel follow
+ * the pointer's routing. Events for a PS/2 device the guest has not enabled are dropped.
+ */
 void            vr_machine_input_key        (VrMachine              *machine,
                                              unsigned                code,
                                              bool                    pressed);
@@ -169,18 +196,54 @@ void            vr_machine_input_key        (VrMachine              *machine,
 void            vr_machine_input_abs        (VrMachine              *machine,
                                              unsigned                x,
                                              unsigned                y);
+/* Relative pointer motion in pixels: @dx right, @dy down. */
+void            vr_machine_input_rel        (VrMachine              *machine,
+                                             int                     dx,
+                                             int                     dy);
 void            vr_machine_input_button     (VrMachine              *machine,
                                              unsigned                code,
                                              bool                    pressed);
 /* Wheel clicks: > 0 away from the user. */
 void            vr_machine_input_wheel      (VrMachine              *machine,
                                              int                     delta);
+
+typedef enum
+{
+  VR_INPUT_ROUTE_PS2,     /* the i8042: scan codes, relative PS/2 mouse packets */
+  VR_INPUT_ROUTE_VIRTIO,  /* the virtio keyboard / the virtio tablet (absolute) */
+} VrInputRoute;
+
+typedef struct
+{
+  VrInputRoute     keyboard;
+  VrInputRoute     pointer;
+  bool             pointer_absolute;  /* pointer == VR_INPUT_ROUTE_VIRTIO: send positions */
+} VrInputRouting;
+
+/* Where input goes now. It changes when the guest's virtio-input drivers start or stop (a
+ * reset, a reboot): ask again before choosing absolute or relative pointer mode. */
+void            vr_machine_input_get_routing (VrMachine             *machine,
+                                              VrInputRouting        *routing);
 /* The virtio console's pty path with console VR_SERIAL_PTY, else NULL. */
 const char     *vr_machine_get_console_pty  (VrMachine              *machine);
+
+/* The machine's screen, or NULL without a display device (config.display NONE). Owned by
+ * the machine: valid until vr_machine_free(). */
+VrDisplay      *vr_machine_get_display      (VrMachine              *machine);
 
 /* The pty's path with VR_SERIAL_PTY, else NULL. */
 const char     *vr_machine_get_serial_pty   (VrMachine              *machine);
 const VrMachineConfig *vr_machine_get_config (VrMachine             *machine);
+
+/* For the app's performance page. The CPU time (user + system) each vCPU thread has used,
+ * in nanoseconds, into up to @n entries of @times_ns; returns the number of vCPUs (0 while no
+ * VM exists, or when a lifecycle transition is in progress: try again later). The counts
+ * start from 0 whenever the VM is re-created (start, reset). Any thread. */
+unsigned        vr_machine_get_vcpu_times   (VrMachine              *machine,
+                                             uint64_t               *times_ns,
+                                             unsigned                n);
+/* Guest RAM the host has allocated so far (pages the guest has touched), in bytes. */
+uint64_t        vr_machine_get_memory_used  (VrMachine              *machine);
 
 /* Parses "512M", "2G", "1048576" (bytes; K/M/G/T suffixes are binary). */
 bool            vr_parse_size               (const char             *text,

@@ -12,6 +12,18 @@
 
 #include "vr-machine.h"
 
+#define EXTRA_SLOT_BASE 2   /* KVM slots 0 and 1 hold RAM */
+
+typedef struct
+{
+  bool      used;
+  bool      log_dirty;
+  bool      in_vm;     /* KVM has it at @gpa */
+  void     *host;
+  uint64_t  size;
+  uint64_t  gpa;       /* VR_MEMORY_UNMAPPED when not mapped */
+} ExtraSlot;
+
 struct _VrMemory
 {
   int       fd;          /* memfd holding all of guest RAM */
@@ -19,6 +31,10 @@ struct _VrMemory
   uint64_t  size;
   uint64_t  low_size;    /* RAM below the MMIO hole: guest [0, low_size) = memfd [0, low_size) */
   uint64_t  high_size;   /* RAM above 4 GiB: guest [4G, 4G + high) = memfd [low, size) */
+
+  GMutex     slot_lock;  /* protects @vm_fd and @extra (a leaf) */
+  int        vm_fd;      /* the VM the slots are in, -1 when none */
+  ExtraSlot  extra[VR_MEMORY_MAX_EXTRA_SLOTS];
 };
 
 VrMemory *
@@ -74,6 +90,8 @@ vr_memory_new (uint64_t   size,
   mem->size = size;
   mem->low_size = MIN (size, VR_MMIO_HOLE_START);
   mem->high_size = size - mem->low_size;
+  g_mutex_init (&mem->slot_lock);
+  mem->vm_fd = -1;
   return g_steal_pointer (&mem);
 }
 
@@ -84,6 +102,7 @@ vr_memory_free (VrMemory *mem)
     return;
   munmap (mem->host, mem->size);
   close (mem->fd);
+  g_mutex_clear (&mem->slot_lock);
   g_free (mem);
 }
 
@@ -150,6 +169,143 @@ vr_memory_discard (VrMemory *mem)
     memset (mem->host, 0, mem->size);
 }
 
+/* With @slot_lock held: tells KVM about slot @id at its address (or removes it). */
+static bool
+extra_slot_apply (VrMemory  *mem,
+                  int        id,
+                  GError   **error)
+{
+  ExtraSlot *s = &mem->extra[id];
+  struct kvm_userspace_memory_region r = {
+    .slot = EXTRA_SLOT_BASE + (uint32_t) id,
+  };
+
+  if (mem->vm_fd < 0)
+    return true;
+  if (s->in_vm)
+    {
+      /* Deleting first: KVM moves a slot only when its flags stay, and this is simplest. */
+      if (ioctl (mem->vm_fd, KVM_SET_USER_MEMORY_REGION, &r) < 0)
+        g_warning ("KVM cannot remove memory slot %u: %s", r.slot, g_strerror (errno));
+      s->in_vm = false;
+    }
+  if (!s->used || s->gpa == VR_MEMORY_UNMAPPED)
+    return true;
+  r.flags = s->log_dirty ? KVM_MEM_LOG_DIRTY_PAGES : 0;
+  r.guest_phys_addr = s->gpa;
+  r.memory_size = s->size;
+  r.userspace_addr = (uintptr_t) s->host;
+  if (ioctl (mem->vm_fd, KVM_SET_USER_MEMORY_REGION, &r) < 0)
+    {
+      g_set_error (error, VR_ERROR, VR_ERROR_NO_MEMORY,
+                   "KVM refused device memory at %#" G_GINT64_MODIFIER "x (%" G_GUINT64_FORMAT
+                   " KiB): %s", s->gpa, s->size >> 10, g_strerror (errno));
+      return false;
+    }
+  s->in_vm = true;
+  return true;
+}
+
+int
+vr_memory_add_slot (VrMemory *mem,
+                    void     *host,
+                    uint64_t  size,
+                    bool      log_dirty)
+{
+  int id = -1;
+
+  g_return_val_if_fail (mem != NULL, -1);
+  g_return_val_if_fail (host != NULL && ((uintptr_t) host & 0xfff) == 0, -1);
+  g_return_val_if_fail (size > 0 && (size & 0xfff) == 0, -1);
+
+  g_mutex_lock (&mem->slot_lock);
+  for (int i = 0; i < VR_MEMORY_MAX_EXTRA_SLOTS; i++)
+    if (!mem->extra[i].used)
+      {
+        mem->extra[i] = (ExtraSlot) {
+          .used = true, .log_dirty = log_dirty, .host = host, .size = size,
+          .gpa = VR_MEMORY_UNMAPPED,
+        };
+        id = i;
+        break;
+      }
+  g_mutex_unlock (&mem->slot_lock);
+  return id;
+}
+
+void
+vr_memory_remove_slot (VrMemory *mem,
+                       int       id)
+{
+  g_return_if_fail (mem != NULL);
+  g_return_if_fail (id >= 0 && id < VR_MEMORY_MAX_EXTRA_SLOTS);
+
+  g_mutex_lock (&mem->slot_lock);
+  mem->extra[id].used = false;
+  extra_slot_apply (mem, id, NULL);
+  mem->extra[id] = (ExtraSlot) { .gpa = VR_MEMORY_UNMAPPED };
+  g_mutex_unlock (&mem->slot_lock);
+}
+
+bool
+vr_memory_set_slot_address (VrMemory  *mem,
+                            int        id,
+                            uint64_t   gpa,
+                            GError   **error)
+{
+  bool ok;
+
+  g_return_val_if_fail (mem != NULL, false);
+  g_return_val_if_fail (id >= 0 && id < VR_MEMORY_MAX_EXTRA_SLOTS, false);
+  g_return_val_if_fail (gpa == VR_MEMORY_UNMAPPED || (gpa & 0xfff) == 0, false);
+
+  g_mutex_lock (&mem->slot_lock);
+  if (!mem->extra[id].used)
+    ok = true;
+  else if (mem->extra[id].gpa == gpa && (mem->extra[id].in_vm || mem->vm_fd < 0))
+    ok = true;
+  else
+    {
+      mem->extra[id].gpa = gpa;
+      ok = extra_slot_apply (mem, id, error);
+    }
+  g_mutex_unlock (&mem->slot_lock);
+  return ok;
+}
+
+bool
+vr_memory_get_dirty_log (VrMemory *mem,
+                         int       id,
+                         uint64_t *bitmap)
+{
+  struct kvm_dirty_log log = { .slot = EXTRA_SLOT_BASE + (uint32_t) id };
+  bool ok = false;
+
+  g_return_val_if_fail (mem != NULL, false);
+  g_return_val_if_fail (id >= 0 && id < VR_MEMORY_MAX_EXTRA_SLOTS, false);
+
+  g_mutex_lock (&mem->slot_lock);
+  if (mem->vm_fd >= 0 && mem->extra[id].used && mem->extra[id].in_vm && mem->extra[id].log_dirty)
+    {
+      log.dirty_bitmap = bitmap;
+      ok = ioctl (mem->vm_fd, KVM_GET_DIRTY_LOG, &log) == 0;
+    }
+  g_mutex_unlock (&mem->slot_lock);
+  return ok;
+}
+
+void
+vr_memory_detach_vm (VrMemory *mem)
+{
+  g_return_if_fail (mem != NULL);
+
+  g_mutex_lock (&mem->slot_lock);
+  mem->vm_fd = -1;
+  for (int i = 0; i < VR_MEMORY_MAX_EXTRA_SLOTS; i++)
+    mem->extra[i].in_vm = false;
+  g_mutex_unlock (&mem->slot_lock);
+}
+
 bool
 vr_memory_map_into_vm (VrMemory  *mem,
                        int        vm_fd,
@@ -173,6 +329,20 @@ vr_memory_map_into_vm (VrMemory  *mem,
           return false;
         }
     }
+
+  /* The device memory that was mapped in the previous VM (a refusal was reported when the
+   * address was set; the device keeps working through exits). */
+  g_mutex_lock (&mem->slot_lock);
+  mem->vm_fd = vm_fd;
+  for (int i = 0; i < VR_MEMORY_MAX_EXTRA_SLOTS; i++)
+    {
+      g_autoptr (GError) local_error = NULL;
+
+      mem->extra[i].in_vm = false;
+      if (!extra_slot_apply (mem, i, &local_error))
+        g_message ("%s", local_error->message);
+    }
+  g_mutex_unlock (&mem->slot_lock);
   return true;
 }
 

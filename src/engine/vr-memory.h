@@ -17,7 +17,14 @@ G_BEGIN_DECLS
  *
  * Every guest-physical access made on a device's behalf goes through vr_memory_translate()
  * or the copy helpers, which check the whole range lies in RAM: a guest address is hostile.
- * Immutable after creation; safe from any thread.
+ * RAM is immutable after creation; safe from any thread.
+ *
+ * Extra slots: device memory (a display's framebuffer) that the guest sees at an address the
+ * device chooses and moves (a PCI BAR), as its own KVM memory slot so that guest accesses
+ * never exit, optionally with KVM dirty logging. The registry outlives the KVM VM: every
+ * vr_memory_map_into_vm() re-adds the slots that are mapped. These functions take the
+ * memory's slot lock (a leaf) and may be called from any thread; vr_memory_detach_vm() must
+ * be called before the VM's file descriptor is closed.
  */
 
 #define VR_MMIO_HOLE_START   0xc0000000ull
@@ -64,6 +71,34 @@ void      vr_memory_discard      (VrMemory      *mem);
 bool      vr_memory_map_into_vm  (VrMemory      *mem,
                                   int            vm_fd,
                                   GError       **error);
+#define VR_MEMORY_MAX_EXTRA_SLOTS 8
+#define VR_MEMORY_UNMAPPED        G_MAXUINT64
+
+/* Registers @size bytes at @host (page-aligned, a multiple of 4 KiB, kept alive by the
+ * caller until vr_memory_remove_slot()) as an extra slot, initially unmapped. Returns its
+ * id, or -1 when every extra slot is taken. */
+int       vr_memory_add_slot         (VrMemory      *mem,
+                                      void          *host,
+                                      uint64_t       size,
+                                      bool           log_dirty);
+void      vr_memory_remove_slot      (VrMemory      *mem,
+                                      int            id);
+/* Maps the slot at guest-physical @gpa (page-aligned), or unmaps it with
+ * VR_MEMORY_UNMAPPED. The address is recorded even when no VM exists or KVM refuses it
+ * (overlap with another slot: false, with @error); the next VM gets it again. */
+bool      vr_memory_set_slot_address (VrMemory      *mem,
+                                      int            id,
+                                      uint64_t       gpa,
+                                      GError       **error);
+/* Fetches and clears KVM's dirty bitmap of a mapped slot with log_dirty: bit n of @bitmap
+ * (@size / 4 KiB bits, rounded up to 64) is page n. False, with @bitmap untouched, when the
+ * slot is not in a VM right now. */
+bool      vr_memory_get_dirty_log    (VrMemory      *mem,
+                                      int            id,
+                                      uint64_t      *bitmap);
+/* The VM is about to go away: forget its file descriptor. */
+void      vr_memory_detach_vm        (VrMemory      *mem);
+
 /* The guest's e820 map (RAM, with the legacy areas reserved). Returns the entry count. */
 unsigned  vr_memory_e820         (VrMemory      *mem,
                                   VrE820Entry   *entries,

@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <signal.h>
 #include <string.h>
+#include <time.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <unistd.h>
@@ -28,6 +29,9 @@ struct _VrVcpu
   guint64         n_io;      /* atomic counters */
   guint64         n_mmio;
   guint64         n_kicks;
+  clockid_t       cpu_clock;     /* the thread's CPU-time clock while cpu_clock_ok */
+  gint            cpu_clock_ok;  /* atomic */
+  guint64         cpu_time_done; /* atomic: CPU time of threads that have returned, ns */
 };
 
 static void
@@ -325,6 +329,8 @@ vcpu_thread (gpointer data)
   sigaddset (&set, KICK_SIGNAL);
   pthread_sigmask (SIG_UNBLOCK, &set, NULL);
   vcpu->tid = pthread_self ();
+  if (pthread_getcpuclockid (vcpu->tid, &vcpu->cpu_clock) == 0)
+    g_atomic_int_set (&vcpu->cpu_clock_ok, 1);
   g_atomic_int_set (&vcpu->started, 1);
 
   for (;;)
@@ -376,6 +382,17 @@ vcpu_thread (gpointer data)
           break;
         }
     }
+
+  {
+    struct timespec ts;
+
+    g_atomic_int_set (&vcpu->cpu_clock_ok, 0);
+    if (clock_gettime (CLOCK_THREAD_CPUTIME_ID, &ts) == 0)
+      __atomic_add_fetch (&vcpu->cpu_time_done,
+                          (guint64) ts.tv_sec * G_GUINT64_CONSTANT (1000000000)
+                            + (guint64) ts.tv_nsec,
+                          __ATOMIC_RELAXED);
+  }
   return NULL;
 }
 
@@ -418,4 +435,17 @@ vr_vcpu_get_stats (VrVcpu      *vcpu,
   stats->io = __atomic_load_n (&vcpu->n_io, __ATOMIC_RELAXED);
   stats->mmio = __atomic_load_n (&vcpu->n_mmio, __ATOMIC_RELAXED);
   stats->kicks = __atomic_load_n (&vcpu->n_kicks, __ATOMIC_RELAXED);
+}
+
+guint64
+vr_vcpu_get_cpu_time (VrVcpu *vcpu)
+{
+  guint64 t = __atomic_load_n (&vcpu->cpu_time_done, __ATOMIC_RELAXED);
+  struct timespec ts;
+
+  /* A thread that returns between the check and the read makes clock_gettime() fail
+   * (EINVAL): its time is then in cpu_time_done on the next call. */
+  if (g_atomic_int_get (&vcpu->cpu_clock_ok) && clock_gettime (vcpu->cpu_clock, &ts) == 0)
+    t += (guint64) ts.tv_sec * G_GUINT64_CONSTANT (1000000000) + (guint64) ts.tv_nsec;
+  return t;
 }

@@ -83,5 +83,7 @@ typedef struct
 
 void      vr_vcpu_get_stats    (VrVcpu                    *vcpu,
                                 VrVcpuStats               *stats);
+/* CPU time (user + system) its threads have used, in nanoseconds. Any thread. */
+guint64   vr_vcpu_get_cpu_time (VrVcpu                    *vcpu);
 
 G_END_DECLS

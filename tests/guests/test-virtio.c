@@ -919,16 +919,25 @@ vireo_input (const CaseData *cd, Files *f)
       g_usleep (20000);
     }
   if (log_has (f->serial, "\nready\n"))
-    for (gsize i = 0; i < G_N_ELEMENTS (input_steps); i++)
-      {
-        vireo_step (m, &input_steps[i]);
-        if (!wait_syn (f->serial, (unsigned) i + 1, NULL, NULL))
-          {
-            g_test_message ("no SYN_REPORT line for step %" G_GSIZE_FORMAT, i);
-            g_test_fail ();
-            break;
-          }
-      }
+    {
+      VrInputRouting routing;
+
+      /* The guest's drivers are up: input goes to the virtio devices, the pointer absolute. */
+      vr_machine_input_get_routing (m, &routing);
+      g_assert_cmpint (routing.keyboard, ==, VR_INPUT_ROUTE_VIRTIO);
+      g_assert_cmpint (routing.pointer, ==, VR_INPUT_ROUTE_VIRTIO);
+      g_assert_true (routing.pointer_absolute);
+      for (gsize i = 0; i < G_N_ELEMENTS (input_steps); i++)
+        {
+          vireo_step (m, &input_steps[i]);
+          if (!wait_syn (f->serial, (unsigned) i + 1, NULL, NULL))
+            {
+              g_test_message ("no SYN_REPORT line for step %" G_GSIZE_FORMAT, i);
+              g_test_fail ();
+              break;
+            }
+        }
+    }
   else
     {
       g_test_message ("the guest never printed \"ready\"");

@@ -19,6 +19,8 @@ struct _VrBootImage
   VrBootFile      initrd;
   char           *kernel_path;
   char           *initrd_path;
+  bool            has_fb;
+  VrBootFramebuffer fb;
 };
 
 const char *
@@ -163,6 +165,17 @@ vr_boot_image_get_protocol (VrBootImage *image)
   return image->protocol;
 }
 
+void
+vr_boot_image_set_framebuffer (VrBootImage             *image,
+                               const VrBootFramebuffer *fb)
+{
+  g_return_if_fail (image != NULL);
+
+  image->has_fb = fb != NULL;
+  if (fb)
+    image->fb = *fb;
+}
+
 bool
 vr_boot_image_load (VrBootImage     *image,
                     VrMemory        *memory,
@@ -178,7 +191,8 @@ vr_boot_image_load (VrBootImage     *image,
   switch (image->protocol)
     {
     case VR_BOOT_LINUX:
-      ok = vr_linux_load (&image->kernel, initrd, memory, cmdline, rsdp_addr, cpu, error);
+      ok = vr_linux_load (&image->kernel, initrd, memory, cmdline, rsdp_addr,
+                          image->has_fb ? &image->fb : NULL, cpu, error);
       break;
     case VR_BOOT_PVH:
       ok = vr_pvh_load (&image->kernel, initrd, memory, cmdline, rsdp_addr, cpu, error);

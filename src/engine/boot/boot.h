@@ -46,6 +46,17 @@ typedef struct
 
 typedef struct _VrBootImage VrBootImage;
 
+/* A linear framebuffer already switched on (XRGB8888), for kernels that take one from the
+ * boot loader: Linux's screen_info (VIDEO_TYPE_VLFB, read by simplefb/efifb). */
+typedef struct
+{
+  uint64_t addr;
+  uint64_t size;     /* of the whole aperture */
+  uint32_t width;
+  uint32_t height;
+  uint32_t stride;
+} VrBootFramebuffer;
+
 VrBootImage    *vr_boot_image_new          (const char           *kernel_path,
                                             const char           *initrd_path,
                                             uint64_t              ram_size,
@@ -53,6 +64,9 @@ VrBootImage    *vr_boot_image_new          (const char           *kernel_path,
 void            vr_boot_image_free         (VrBootImage          *image);
 VrBootProtocol  vr_boot_image_get_protocol (VrBootImage          *image);
 const char     *vr_boot_protocol_to_string (VrBootProtocol        protocol);
+/* Hands @fb (copied; NULL: none) to the kernel at every later load. */
+void            vr_boot_image_set_framebuffer (VrBootImage             *image,
+                                               const VrBootFramebuffer *fb);
 bool            vr_boot_image_load         (VrBootImage          *image,
                                             VrMemory             *memory,
                                             const char           *cmdline,
@@ -104,6 +118,7 @@ bool vr_linux_load        (const VrBootFile  *file,
                            VrMemory          *memory,
                            const char        *cmdline,
                            uint64_t           rsdp_addr,
+                           const VrBootFramebuffer *fb,
                            VrBootCpuState    *cpu,
                            GError           **error);
 bool vr_pvh_probe         (const VrBootFile  *file);

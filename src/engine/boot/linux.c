@@ -153,6 +153,7 @@ vr_linux_load (const VrBootFile  *file,
                VrMemory          *memory,
                const char        *cmdline,
                uint64_t           rsdp_addr,
+               const VrBootFramebuffer *fb,
                VrBootCpuState    *cpu,
                GError           **error)
 {
@@ -195,6 +196,35 @@ vr_linux_load (const VrBootFile  *file,
       bp->hdr.ramdisk_size = (uint32_t) initrd->size;
       bp->ext_ramdisk_image = (uint32_t) (addr >> 32);
       bp->ext_ramdisk_size = (uint32_t) ((uint64_t) initrd->size >> 32);
+    }
+
+  if (fb)
+    {
+      /* A VESA linear framebuffer the boot loader already switched on: simplefb shows the
+       * console there until a real driver takes the card over. lfb_size counts 64 KiB. */
+      struct screen_info *si = &bp->screen_info;
+
+      si->orig_video_isVGA = VIDEO_TYPE_VLFB;
+      si->lfb_width = (uint16_t) fb->width;
+      si->lfb_height = (uint16_t) fb->height;
+      si->lfb_depth = 32;
+      si->lfb_linelength = (uint16_t) fb->stride;
+      si->lfb_base = (uint32_t) fb->addr;
+      si->ext_lfb_base = (uint32_t) (fb->addr >> 32);
+      if (fb->addr >> 32)
+        si->capabilities |= VIDEO_CAPABILITY_64BIT_BASE;
+      si->lfb_size = (uint32_t) ((fb->size + 0xffff) >> 16);
+      si->red_size = 8;
+      si->red_pos = 16;
+      si->green_size = 8;
+      si->green_pos = 8;
+      si->blue_size = 8;
+      si->blue_pos = 0;
+      si->rsvd_size = 8;
+      si->rsvd_pos = 24;
+      si->orig_video_lines = 25;
+      si->orig_video_cols = 80;
+      si->orig_video_points = 16;
     }
 
   n = vr_memory_e820 (memory, e820, G_N_ELEMENTS (e820));

@@ -30,7 +30,7 @@ VrDevice *vr_i8042_new        (VrBus        *pio,
                                VrIrqChip    *irq,
                                VrMachine    *machine,
                                GError      **error);
-/* Input injection (the display work calls these): PC scan code set 1 bytes, PS/2 packets.
+/* Input injection (vr-input.c calls these): PC scan code set 1 bytes, PS/2 packets.
  * Keys are dropped while the guest has keyboard scanning disabled; the controller converts
  * them to set 2 when the guest turns translation off. Mouse: @dx right, @dy down (screen
  * directions), @dz > 0 wheel up; @buttons bit 0 left, 1 right, 2 middle, 3-4 side/extra (the

@@ -6,8 +6,11 @@
  * Scan codes: vr_i8042_kbd_put() takes PC scan code set 1, which is what a guest sees when
  * the command byte's XLATE bit is set (the normal PC state, and our reset state, as left by
  * a BIOS). When a guest turns translation off, key bytes are converted to set 2 (break codes
- * become 0xf0 + make) on their way into the keyboard's queue. Scan code set 3 is not
- * emulated: selecting it is acknowledged and set 2 keeps being sent.
+ * become 0xf0 + make; prefixes stay; see scancodes.c) on their way into the keyboard's queue,
+ * unless the guest selected set 1 on the keyboard (F0 01), which is then passed on as it is
+ * (with translation on too, where a real controller would mangle it). Scan code set 3 is not
+ * emulated: selecting it is acknowledged and set 2 keeps being sent. A key's bytes are queued
+ * whole or dropped whole when the queue is full.
  *
  * Queues: the controller's own replies, the keyboard's and the mouse's bytes each have a
  * queue; whenever the output buffer is empty it is refilled in that order, skipping a port
@@ -21,6 +24,7 @@
 #include "config.h"
 
 #include "hw.h"
+#include "scancodes.h"
 
 #include <string.h>
 
@@ -106,29 +110,6 @@ struct _VrI8042
   uint8_t     aux_id;         /* 0, 3 (wheel) or 4 (5 buttons + wheel) */
   uint8_t     aux_rates[3];   /* last sample rates set, for the IntelliMouse knocks */
   unsigned    aux_buttons;
-};
-
-/* Set 1 make code (0x00-0x7f) → set 2 make code; 0 when the key has no set 2 code here. */
-static const uint8_t set1_to_set2[128] = {
-  [0x01] = 0x76, [0x02] = 0x16, [0x03] = 0x1e, [0x04] = 0x26, [0x05] = 0x25, [0x06] = 0x2e,
-  [0x07] = 0x36, [0x08] = 0x3d, [0x09] = 0x3e, [0x0a] = 0x46, [0x0b] = 0x45, [0x0c] = 0x4e,
-  [0x0d] = 0x55, [0x0e] = 0x66, [0x0f] = 0x0d, [0x10] = 0x15, [0x11] = 0x1d, [0x12] = 0x24,
-  [0x13] = 0x2d, [0x14] = 0x2c, [0x15] = 0x35, [0x16] = 0x3c, [0x17] = 0x43, [0x18] = 0x44,
-  [0x19] = 0x4d, [0x1a] = 0x54, [0x1b] = 0x5b, [0x1c] = 0x5a, [0x1d] = 0x14, [0x1e] = 0x1c,
-  [0x1f] = 0x1b, [0x20] = 0x23, [0x21] = 0x2b, [0x22] = 0x34, [0x23] = 0x33, [0x24] = 0x3b,
-  [0x25] = 0x42, [0x26] = 0x4b, [0x27] = 0x4c, [0x28] = 0x52, [0x29] = 0x0e, [0x2a] = 0x12,
-  [0x2b] = 0x5d, [0x2c] = 0x1a, [0x2d] = 0x22, [0x2e] = 0x21, [0x2f] = 0x2a, [0x30] = 0x32,
-  [0x31] = 0x31, [0x32] = 0x3a, [0x33] = 0x41, [0x34] = 0x49, [0x35] = 0x4a, [0x36] = 0x59,
-  [0x37] = 0x7c, [0x38] = 0x11, [0x39] = 0x29, [0x3a] = 0x58, [0x3b] = 0x05, [0x3c] = 0x06,
-  [0x3d] = 0x04, [0x3e] = 0x0c, [0x3f] = 0x03, [0x40] = 0x0b, [0x41] = 0x83, [0x42] = 0x0a,
-  [0x43] = 0x01, [0x44] = 0x09, [0x45] = 0x77, [0x46] = 0x7e, [0x47] = 0x6c, [0x48] = 0x75,
-  [0x49] = 0x7d, [0x4a] = 0x7b, [0x4b] = 0x6b, [0x4c] = 0x73, [0x4d] = 0x74, [0x4e] = 0x79,
-  [0x4f] = 0x69, [0x50] = 0x72, [0x51] = 0x7a, [0x52] = 0x70, [0x53] = 0x71, [0x54] = 0x84,
-  [0x56] = 0x61, [0x57] = 0x78, [0x58] = 0x07, [0x5b] = 0x1f, [0x5c] = 0x27, [0x5d] = 0x2f,
-  [0x5e] = 0x37, [0x5f] = 0x3f, [0x63] = 0x5e, [0x64] = 0x08, [0x65] = 0x10, [0x66] = 0x18,
-  [0x67] = 0x20, [0x68] = 0x28, [0x69] = 0x30, [0x6a] = 0x38, [0x6b] = 0x40, [0x6c] = 0x48,
-  [0x6d] = 0x50, [0x6e] = 0x57, [0x70] = 0x13, [0x73] = 0x51, [0x76] = 0x5f, [0x79] = 0x64,
-  [0x7b] = 0x67, [0x7d] = 0x6a, [0x7e] = 0x6d,
 };
 
 static void
@@ -225,19 +206,21 @@ kbd_queue_key (VrI8042 *s, uint8_t code)
 {
   uint8_t make;
 
-  if (s->ctr & CTR_XLATE)
+  /* Translation on, or the guest chose set 1: it reads set 1. */
+  if ((s->ctr & CTR_XLATE) || s->kbd_set == 1)
     {
       queue_push (&s->kbd_q, code);
       return;
     }
 
-  /* Translation off: the guest reads what the keyboard sends, set 2. */
-  if (code == 0xe0 || code == 0xe1)
+  /* Translation off: the guest reads what the keyboard sends, set 2. The prefixes and the
+   * single-byte Hanja/Hangeul keys are the same in both sets. */
+  if (code == 0xe0 || code == 0xe1 || code == 0xf1 || code == 0xf2)
     {
       queue_push (&s->kbd_q, code);
       return;
     }
-  make = set1_to_set2[code & 0x7f];
+  make = vr_scancode_set1_to_set2 (code & 0x7f);
   if (make == 0)
     return;
   if (code & 0x80)
@@ -278,7 +261,13 @@ kbd_write (VrI8042 *s, uint8_t val)
         case 0xf0:  /* scan code set */
           queue_push (&s->kbd_q, KBD_ACK);
           if (val == 0)
-            queue_push (&s->kbd_q, (s->ctr & CTR_XLATE) ? 0x41 : s->kbd_set);
+            {
+              /* Sets 1, 2, 3 as the translating controller passes them on. */
+              static const uint8_t translated[4] = { 0, 0x43, 0x41, 0x3f };
+
+              queue_push (&s->kbd_q, (s->ctr & CTR_XLATE) ? translated[s->kbd_set & 3]
+                                                          : s->kbd_set);
+            }
           else if (val <= 3)
             s->kbd_set = val;
           return;
@@ -718,7 +707,8 @@ vr_i8042_kbd_put (VrDevice      *dev,
   g_return_if_fail (scancodes != NULL || len == 0);
 
   g_mutex_lock (&s->lock);
-  if (s->kbd_scanning)
+  /* A key's bytes go in whole or not at all (each set 1 byte is at most two in set 2). */
+  if (s->kbd_scanning && len <= QUEUE_SIZE / 2 && QUEUE_SIZE - s->kbd_q.count >= 2 * len)
     {
       for (size_t i = 0; i < len; i++)
         kbd_queue_key (s, scancodes[i]);

@@ -191,6 +191,15 @@ vr_virtio_input_send (VrDevice           *dev,
   g_mutex_unlock (&self->ev_lock);
 }
 
+bool
+vr_virtio_input_is_active (VrDevice *dev)
+{
+  VrVirtioInput *self = (VrVirtioInput *) dev;
+
+  g_return_val_if_fail (dev != NULL, false);
+  return vr_virtio_is_running (&self->vio);
+}
+
 static void
 input_queue_notify (VrVirtio *vio,
                     unsigned  queue)

@@ -237,12 +237,21 @@ typedef struct
 void      vr_virtio_input_send  (VrDevice           *dev,
                                  const VrInputEvent *events,
                                  unsigned            n);
+/* Has the guest's driver set the device up (DRIVER_OK, not broken)? Thread-safe. */
+bool      vr_virtio_input_is_active (VrDevice       *dev);
 
 /* A network card; @backend is owned by the device (see ../net/vr-net.h). */
 typedef struct _VrNetBackend VrNetBackend;
 VrDevice *vr_virtio_net_new     (const VrVirtioHost *host,
                                  VrNetBackend       *backend,
                                  const uint8_t       mac[6],
+                                 GError            **error);
+
+/* virtio-gpu, 2D only (see gpu.c): one scanout shown on @display (not owned), whose
+ * preferred size the device reports to the guest. */
+typedef struct _VrDisplay VrDisplay;
+VrDevice *vr_virtio_gpu_new     (const VrVirtioHost *host,
+                                 VrDisplay          *display,
                                  GError            **error);
 
 G_END_DECLS

@@ -1,0 +1,1463 @@
+/* SPDX-License-Identifier: GPL-3.0-or-later */
+#define G_LOG_DOMAIN "vireo-machine"
+
+#include "config.h"
+
+#include "vireo-machine.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <glib/gi18n.h>
+#include <glib/gstdio.h>
+#include <linux/fs.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "vireo-atomic-file.h"
+
+/* serial.log grows across runs; past this size it moves to serial.log.old at the next
+ * start, so at most about twice this is kept. */
+#define SERIAL_LOG_MAX   (4 * 1024 * 1024)
+#define STATS_INTERVAL_S 1
+
+struct _VireoMachine
+{
+  GObject             parent_instance;
+
+  char               *dir;
+  char               *uuid;           /* the folder's name for a broken machine */
+  VireoMachineConfig *config;         /* NULL when broken */
+  char               *broken_reason;
+  char               *problem;        /* a file it needs is missing, or NULL */
+
+  VireoMachineState   state;
+  VrMachine          *vr;             /* while one exists */
+  GCancellable       *start_cancellable;
+  gboolean            stop_requested; /* force_off while starting */
+  guint               teardown_id;
+
+  guint               stats_id;
+  gint64              stats_time;     /* monotonic, µs */
+  guint64            *vcpu_times;     /* ns, at stats_time */
+  double             *vcpu_usage;
+  guint               n_vcpus;
+  double              cpu_usage;
+  guint64             memory_usage;
+};
+
+G_DEFINE_FINAL_TYPE (VireoMachine, vireo_machine, G_TYPE_OBJECT)
+
+G_DEFINE_ENUM_TYPE (VireoMachineState, vireo_machine_state,
+                    G_DEFINE_ENUM_VALUE (VIREO_MACHINE_STATE_STOPPED, "stopped"),
+                    G_DEFINE_ENUM_VALUE (VIREO_MACHINE_STATE_STARTING, "starting"),
+                    G_DEFINE_ENUM_VALUE (VIREO_MACHINE_STATE_RUNNING, "running"),
+                    G_DEFINE_ENUM_VALUE (VIREO_MACHINE_STATE_PAUSED, "paused"),
+                    G_DEFINE_ENUM_VALUE (VIREO_MACHINE_STATE_STOPPING, "stopping"),
+                    G_DEFINE_ENUM_VALUE (VIREO_MACHINE_STATE_BROKEN, "broken"))
+
+enum
+{
+  PROP_0,
+  PROP_NAME,
+  PROP_UUID,
+  PROP_DIR,
+  PROP_STATE,
+  PROP_BROKEN_REASON,
+  PROP_PROBLEM,
+  PROP_CONFIG,
+  PROP_CPU_USAGE,
+  PROP_MEMORY_USAGE,
+  PROP_DISK_READ_BYTES,
+  PROP_DISK_WRITE_BYTES,
+  PROP_NET_RX_BYTES,
+  PROP_NET_TX_BYTES,
+  PROP_SERIAL_PTY,
+  PROP_THUMBNAIL,
+  PROP_VR_MACHINE,
+  N_PROPS
+};
+
+enum
+{
+  STATE_CHANGED,
+  ERROR,
+  N_SIGNALS
+};
+
+static GParamSpec *properties[N_PROPS];
+static guint signals[N_SIGNALS];
+
+const char *
+vireo_machine_state_to_label (VireoMachineState state)
+{
+  switch (state)
+    {
+    case VIREO_MACHINE_STATE_STOPPED:
+      return C_("machine state", "Stopped");
+    case VIREO_MACHINE_STATE_STARTING:
+      return C_("machine state", "Starting");
+    case VIREO_MACHINE_STATE_RUNNING:
+      return C_("machine state", "Running");
+    case VIREO_MACHINE_STATE_PAUSED:
+      return C_("machine state", "Paused");
+    case VIREO_MACHINE_STATE_STOPPING:
+      return C_("machine state", "Shutting down");
+    case VIREO_MACHINE_STATE_BROKEN:
+      return C_("machine state", "Broken");
+    default:
+      return "";
+    }
+}
+
+/* ---- state ------------------------------------------------------------------------------ */
+
+static void stats_stop (VireoMachine *self);
+static void stats_start (VireoMachine *self);
+
+static void
+set_state (VireoMachine *self, VireoMachineState state)
+{
+  if (self->state == state)
+    return;
+  g_debug ("%s: %s → %s", self->uuid, vireo_machine_state_to_label (self->state),
+           vireo_machine_state_to_label (state));
+  self->state = state;
+  if (state == VIREO_MACHINE_STATE_RUNNING || state == VIREO_MACHINE_STATE_STOPPING
+      || state == VIREO_MACHINE_STATE_PAUSED)
+    stats_start (self);
+  else
+    stats_stop (self);
+  g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_STATE]);
+  g_signal_emit (self, signals[STATE_CHANGED], 0, state);
+}
+
+static void
+emit_error (VireoMachine *self, const GError *error)
+{
+  g_signal_emit (self, signals[ERROR], 0, error);
+}
+
+/* Frees the engine's machine and goes to STOPPED. */
+static void
+teardown (VireoMachine *self)
+{
+  gboolean had_pty = vireo_machine_get_serial_pty (self) != NULL;
+  VrMachine *vr = g_steal_pointer (&self->vr);
+
+  g_clear_handle_id (&self->teardown_id, g_source_remove);
+  if (vr != NULL)
+    {
+      /* Whoever holds the engine's machine (a display, a thumbnail) lets go of it now,
+       * while it still exists. */
+      g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_VR_MACHINE]);
+      vr_machine_free (vr);
+    }
+  stats_stop (self);
+  self->n_vcpus = 0;
+  g_clear_pointer (&self->vcpu_times, g_free);
+  g_clear_pointer (&self->vcpu_usage, g_free);
+  self->cpu_usage = 0;
+  self->memory_usage = 0;
+  if (had_pty)
+    g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_SERIAL_PTY]);
+  g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_CPU_USAGE]);
+  g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_MEMORY_USAGE]);
+  if (self->state != VIREO_MACHINE_STATE_BROKEN)
+    set_state (self, VIREO_MACHINE_STATE_STOPPED);
+}
+
+static gboolean
+teardown_idle (gpointer data)
+{
+  VireoMachine *self = data;
+
+  self->teardown_id = 0;
+  teardown (self);
+  return G_SOURCE_REMOVE;
+}
+
+static void
+schedule_teardown (VireoMachine *self)
+{
+  /* Never free the engine's machine from inside its own event callback. */
+  if (self->teardown_id == 0)
+    self->teardown_id = g_idle_add_full (G_PRIORITY_DEFAULT, teardown_idle,
+                                         g_object_ref (self), g_object_unref);
+}
+
+static void
+vr_event_cb (VrMachine     *vr,
+             const VrEvent *event,
+             gpointer       user_data)
+{
+  VireoMachine *self = user_data;
+
+  if (vr != self->vr)
+    return;  /* an event of a machine already torn down */
+
+  switch (event->type)
+    {
+    case VR_EVENT_STATE_CHANGED:
+      if (event->state == VR_STATE_RUNNING)
+        {
+          if (self->state != VIREO_MACHINE_STATE_STOPPING)
+            set_state (self, VIREO_MACHINE_STATE_RUNNING);
+        }
+      else if (event->state == VR_STATE_PAUSED)
+        set_state (self, VIREO_MACHINE_STATE_PAUSED);
+      else if (event->state == VR_STATE_STOPPED)
+        schedule_teardown (self);
+      break;
+
+    case VR_EVENT_POWERED_OFF:
+      g_debug ("%s: powered off (%s)", self->uuid, vr_stop_reason_to_string (event->reason));
+      schedule_teardown (self);
+      break;
+
+    case VR_EVENT_GUEST_ERROR:
+      {
+        g_autoptr(GError) error = g_error_new (VR_ERROR, VR_ERROR_FAILED,
+                                               _("The machine stopped because of an error: %s"),
+                                               event->message ? event->message : "");
+        emit_error (self, error);
+        if (event->state == VR_STATE_STOPPED)
+          schedule_teardown (self);
+      }
+      break;
+
+    case VR_EVENT_RESET:
+    default:
+      break;
+    }
+}
+
+/* ---- statistics ------------------------------------------------------------------------- */
+
+static gboolean
+stats_tick (gpointer data)
+{
+  VireoMachine *self = data;
+  guint64 times[VR_MAX_CPUS];
+  gint64 now = g_get_monotonic_time ();
+  unsigned n;
+  double total = 0;
+
+  if (self->vr == NULL)
+    return G_SOURCE_CONTINUE;
+
+  n = vr_machine_get_vcpu_times (self->vr, times, G_N_ELEMENTS (times));
+  n = MIN (n, G_N_ELEMENTS (times));
+  if (n > 0)
+    {
+      if (n != self->n_vcpus)
+        {
+          self->n_vcpus = n;
+          g_free (self->vcpu_times);
+          g_free (self->vcpu_usage);
+          self->vcpu_times = g_new0 (guint64, n);
+          self->vcpu_usage = g_new0 (double, n);
+          memcpy (self->vcpu_times, times, n * sizeof times[0]);
+          self->stats_time = now;
+        }
+      else if (now > self->stats_time)
+        {
+          double wall_ns = (double) (now - self->stats_time) * 1000.0;
+
+          for (unsigned i = 0; i < n; i++)
+            {
+              /* The counters restart with the VM (a reset): no sample then. */
+              double d = times[i] >= self->vcpu_times[i]
+                           ? (double) (times[i] - self->vcpu_times[i]) : 0;
+
+              self->vcpu_usage[i] = CLAMP (d * 100.0 / wall_ns, 0.0, 100.0);
+              total += self->vcpu_usage[i];
+              self->vcpu_times[i] = times[i];
+            }
+          self->stats_time = now;
+          self->cpu_usage = total / n;
+          g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_CPU_USAGE]);
+        }
+    }
+
+  self->memory_usage = vr_machine_get_memory_used (self->vr);
+  g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_MEMORY_USAGE]);
+  /* TODO: disk and network byte counters once the engine counts them per device. */
+  return G_SOURCE_CONTINUE;
+}
+
+static void
+stats_start (VireoMachine *self)
+{
+  if (self->stats_id != 0)
+    return;
+  self->stats_id = g_timeout_add_seconds (STATS_INTERVAL_S, stats_tick, self);
+  stats_tick (self);
+}
+
+static void
+stats_stop (VireoMachine *self)
+{
+  g_clear_handle_id (&self->stats_id, g_source_remove);
+}
+
+/* ---- GObject ---------------------------------------------------------------------------- */
+
+static void
+vireo_machine_dispose (GObject *object)
+{
+  VireoMachine *self = VIREO_MACHINE (object);
+
+  if (self->start_cancellable)
+    g_cancellable_cancel (self->start_cancellable);
+  g_clear_object (&self->start_cancellable);
+  stats_stop (self);
+  g_clear_handle_id (&self->teardown_id, g_source_remove);
+  g_clear_pointer (&self->vr, vr_machine_free);
+
+  G_OBJECT_CLASS (vireo_machine_parent_class)->dispose (object);
+}
+
+static void
+vireo_machine_finalize (GObject *object)
+{
+  VireoMachine *self = VIREO_MACHINE (object);
+
+  g_free (self->dir);
+  g_free (self->uuid);
+  g_clear_pointer (&self->config, vireo_machine_config_unref);
+  g_free (self->broken_reason);
+  g_free (self->problem);
+  g_free (self->vcpu_times);
+  g_free (self->vcpu_usage);
+
+  G_OBJECT_CLASS (vireo_machine_parent_class)->finalize (object);
+}
+
+static void
+vireo_machine_get_property (GObject    *object,
+                            guint       prop_id,
+                            GValue     *value,
+                            GParamSpec *pspec)
+{
+  VireoMachine *self = VIREO_MACHINE (object);
+
+  switch (prop_id)
+    {
+    case PROP_NAME:
+      g_value_set_string (value, vireo_machine_get_name (self));
+      break;
+    case PROP_UUID:
+      g_value_set_string (value, self->uuid);
+      break;
+    case PROP_DIR:
+      g_value_set_string (value, self->dir);
+      break;
+    case PROP_STATE:
+      g_value_set_enum (value, self->state);
+      break;
+    case PROP_BROKEN_REASON:
+      g_value_set_string (value, self->broken_reason);
+      break;
+    case PROP_PROBLEM:
+      g_value_set_string (value, self->problem);
+      break;
+    case PROP_CONFIG:
+      g_value_set_boxed (value, self->config);
+      break;
+    case PROP_CPU_USAGE:
+      g_value_set_double (value, self->cpu_usage);
+      break;
+    case PROP_MEMORY_USAGE:
+      g_value_set_uint64 (value, self->memory_usage);
+      break;
+    case PROP_DISK_READ_BYTES:
+    case PROP_DISK_WRITE_BYTES:
+    case PROP_NET_RX_BYTES:
+    case PROP_NET_TX_BYTES:
+      g_value_set_uint64 (value, 0);
+      break;
+    case PROP_SERIAL_PTY:
+      g_value_set_string (value, vireo_machine_get_serial_pty (self));
+      break;
+    case PROP_THUMBNAIL:
+      g_value_take_object (value, vireo_machine_get_thumbnail (self));
+      break;
+    case PROP_VR_MACHINE:
+      g_value_set_pointer (value, self->vr);
+      break;
+    default:
+      G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
+    }
+}
+
+static void
+vireo_machine_class_init (VireoMachineClass *klass)
+{
+  GObjectClass *object_class = G_OBJECT_CLASS (klass);
+  const GParamFlags ro = G_PARAM_READABLE | G_PARAM_STATIC_STRINGS | G_PARAM_EXPLICIT_NOTIFY;
+
+  object_class->dispose = vireo_machine_dispose;
+  object_class->finalize = vireo_machine_finalize;
+  object_class->get_property = vireo_machine_get_property;
+
+  properties[PROP_NAME] = g_param_spec_string ("name", NULL, NULL, NULL, ro);
+  properties[PROP_UUID] = g_param_spec_string ("uuid", NULL, NULL, NULL, ro);
+  properties[PROP_DIR] = g_param_spec_string ("dir", NULL, NULL, NULL, ro);
+  properties[PROP_STATE] = g_param_spec_enum ("state", NULL, NULL, VIREO_TYPE_MACHINE_STATE,
+                                              VIREO_MACHINE_STATE_STOPPED, ro);
+  properties[PROP_BROKEN_REASON] = g_param_spec_string ("broken-reason", NULL, NULL, NULL, ro);
+  properties[PROP_PROBLEM] = g_param_spec_string ("problem", NULL, NULL, NULL, ro);
+  properties[PROP_CONFIG] = g_param_spec_boxed ("config", NULL, NULL,
+                                                VIREO_TYPE_MACHINE_CONFIG, ro);
+  properties[PROP_CPU_USAGE] = g_param_spec_double ("cpu-usage", NULL, NULL,
+                                                    0, 100, 0, ro);
+  properties[PROP_MEMORY_USAGE] = g_param_spec_uint64 ("memory-usage", NULL, NULL,
+                                                       0, G_MAXUINT64, 0, ro);
+  properties[PROP_DISK_READ_BYTES] = g_param_spec_uint64 ("disk-read-bytes", NULL, NULL,
+                                                          0, G_MAXUINT64, 0, ro);
+  properties[PROP_DISK_WRITE_BYTES] = g_param_spec_uint64 ("disk-write-bytes", NULL, NULL,
+                                                           0, G_MAXUINT64, 0, ro);
+  properties[PROP_NET_RX_BYTES] = g_param_spec_uint64 ("net-rx-bytes", NULL, NULL,
+                                                       0, G_MAXUINT64, 0, ro);
+  properties[PROP_NET_TX_BYTES] = g_param_spec_uint64 ("net-tx-bytes", NULL, NULL,
+                                                       0, G_MAXUINT64, 0, ro);
+  properties[PROP_SERIAL_PTY] = g_param_spec_string ("serial-pty", NULL, NULL, NULL, ro);
+  properties[PROP_THUMBNAIL] = g_param_spec_object ("thumbnail", NULL, NULL, G_TYPE_FILE, ro);
+  /* The engine's VrMachine (vireo_machine_get_vr_machine()), notified when it is created and
+   * just before it is freed (the getter already returns NULL then). */
+  properties[PROP_VR_MACHINE] = g_param_spec_pointer ("vr-machine", NULL, NULL, ro);
+  g_object_class_install_properties (object_class, N_PROPS, properties);
+
+  /**
+   * VireoMachine::state-changed:
+   * @state: the new #VireoMachineState
+   */
+  signals[STATE_CHANGED] = g_signal_new ("state-changed", G_TYPE_FROM_CLASS (klass),
+                                         G_SIGNAL_RUN_LAST, 0, NULL, NULL, NULL,
+                                         G_TYPE_NONE, 1, VIREO_TYPE_MACHINE_STATE);
+  /**
+   * VireoMachine::error:
+   * @error: what went wrong while the machine ran (a #GError)
+   */
+  signals[ERROR] = g_signal_new ("error", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST, 0,
+                                 NULL, NULL, NULL, G_TYPE_NONE, 1,
+                                 G_TYPE_ERROR | G_SIGNAL_TYPE_STATIC_SCOPE);
+}
+
+static void
+vireo_machine_init (VireoMachine *self)
+{
+  self->state = VIREO_MACHINE_STATE_STOPPED;
+}
+
+/* ---- construction ----------------------------------------------------------------------- */
+
+VireoMachine *
+vireo_machine_new (VireoMachineConfig *config,
+                   const char         *dir)
+{
+  VireoMachine *self;
+
+  g_return_val_if_fail (config != NULL, NULL);
+  g_return_val_if_fail (dir != NULL, NULL);
+
+  self = g_object_new (VIREO_TYPE_MACHINE, NULL);
+  self->config = vireo_machine_config_ref (config);
+  self->dir = g_strdup (dir);
+  self->uuid = g_strdup (config->uuid);
+  return self;
+}
+
+static gboolean refuse_broken (VireoMachine *self, GError **error);
+
+static VireoMachine *
+new_broken (const char *dir, const char *reason)
+{
+  VireoMachine *self = g_object_new (VIREO_TYPE_MACHINE, NULL);
+
+  self->dir = g_strdup (dir);
+  self->uuid = g_path_get_basename (dir);
+  self->state = VIREO_MACHINE_STATE_BROKEN;
+  self->broken_reason = g_strdup (reason);
+  return self;
+}
+
+VireoMachine *
+vireo_machine_load (const char *dir)
+{
+  g_autofree char *path = NULL;
+  g_autofree char *base = NULL;
+  g_autoptr(VireoMachineConfig) config = NULL;
+  g_autoptr(GError) error = NULL;
+
+  g_return_val_if_fail (dir != NULL, NULL);
+
+  vireo_atomic_file_clean_temps (dir);
+  path = g_build_filename (dir, VIREO_MACHINE_CONFIG_FILE, NULL);
+  base = g_path_get_basename (dir);
+
+  config = vireo_machine_config_load (path, &error);
+  if (config == NULL)
+    return new_broken (dir, error->message);
+
+  if (g_strcmp0 (config->uuid, base) != 0)
+    {
+      g_autofree char *reason =
+        g_strdup_printf (_("The settings file belongs to another machine (%s)."), config->uuid);
+      return new_broken (dir, reason);
+    }
+  if (!vireo_machine_config_validate (config, NULL, &error))
+    return new_broken (dir, error->message);
+
+  if (config->loaded_version < VIREO_MACHINE_CONFIG_VERSION)
+    {
+      g_autofree char *backup = g_strdup_printf ("%s.v%d", path, config->loaded_version);
+      g_autofree char *old = NULL;
+      gsize len;
+
+      /* Keep the old file for an older Vireo (or a person) to find, then write the new. */
+      if (!g_file_get_contents (path, &old, &len, &error)
+          || !vireo_atomic_file_write (backup, old, len, &error)
+          || !vireo_machine_config_save (config, path, &error))
+        {
+          g_warning ("Cannot migrate %s to format %d: %s", path, VIREO_MACHINE_CONFIG_VERSION,
+                     error->message);
+          g_clear_error (&error);
+        }
+      else
+        g_message ("Migrated %s from format %d to %d", path, config->loaded_version,
+                   VIREO_MACHINE_CONFIG_VERSION);
+    }
+
+  {
+    VireoMachine *self = vireo_machine_new (config, dir);
+
+    vireo_machine_check_files (self, NULL);
+    return self;
+  }
+}
+
+gboolean
+vireo_machine_check_files (VireoMachine  *self,
+                           GError       **error)
+{
+  g_autoptr(GError) local = NULL;
+  g_autofree char *problem = NULL;
+
+  g_return_val_if_fail (VIREO_IS_MACHINE (self), FALSE);
+
+  if (refuse_broken (self, error))
+    return FALSE;
+  if (!vireo_machine_config_validate (self->config, self->dir, &local))
+    problem = g_strdup (local->message);
+  if (g_strcmp0 (problem, self->problem) != 0)
+    {
+      g_free (self->problem);
+      self->problem = g_strdup (problem);
+      g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_PROBLEM]);
+    }
+  if (local != NULL)
+    {
+      g_propagate_error (error, g_steal_pointer (&local));
+      return FALSE;
+    }
+  return TRUE;
+}
+
+const char *
+vireo_machine_get_problem (VireoMachine *self)
+{
+  g_return_val_if_fail (VIREO_IS_MACHINE (self), NULL);
+  return self->problem;
+}
+
+/* ---- accessors -------------------------------------------------------------------------- */
+
+const char *
+vireo_machine_get_name (VireoMachine *self)
+{
+  g_return_val_if_fail (VIREO_IS_MACHINE (self), NULL);
+
+  return self->config ? self->config->name : self->uuid;
+}
+
+const char *
+vireo_machine_get_uuid (VireoMachine *self)
+{
+  g_return_val_if_fail (VIREO_IS_MACHINE (self), NULL);
+  return self->uuid;
+}
+
+const char *
+vireo_machine_get_dir (VireoMachine *self)
+{
+  g_return_val_if_fail (VIREO_IS_MACHINE (self), NULL);
+  return self->dir;
+}
+
+VireoMachineState
+vireo_machine_get_state (VireoMachine *self)
+{
+  g_return_val_if_fail (VIREO_IS_MACHINE (self), VIREO_MACHINE_STATE_BROKEN);
+  return self->state;
+}
+
+gboolean
+vireo_machine_is_broken (VireoMachine *self)
+{
+  g_return_val_if_fail (VIREO_IS_MACHINE (self), TRUE);
+  return self->state == VIREO_MACHINE_STATE_BROKEN;
+}
+
+gboolean
+vireo_machine_is_active (VireoMachine *self)
+{
+  g_return_val_if_fail (VIREO_IS_MACHINE (self), FALSE);
+  return self->state != VIREO_MACHINE_STATE_STOPPED && self->state != VIREO_MACHINE_STATE_BROKEN;
+}
+
+const char *
+vireo_machine_get_broken_reason (VireoMachine *self)
+{
+  g_return_val_if_fail (VIREO_IS_MACHINE (self), NULL);
+  return self->broken_reason;
+}
+
+VireoMachineConfig *
+vireo_machine_get_config (VireoMachine *self)
+{
+  g_return_val_if_fail (VIREO_IS_MACHINE (self), NULL);
+  return self->config;
+}
+
+static gboolean
+refuse_broken (VireoMachine *self, GError **error)
+{
+  if (self->state != VIREO_MACHINE_STATE_BROKEN)
+    return FALSE;
+  g_set_error (error, G_IO_ERROR, G_IO_ERROR_FAILED,
+               _("“%s” cannot be used: %s"), self->uuid, self->broken_reason);
+  return TRUE;
+}
+
+gboolean
+vireo_machine_save (VireoMachine  *self,
+                    GError       **error)
+{
+  g_autofree char *path = NULL;
+
+  g_return_val_if_fail (VIREO_IS_MACHINE (self), FALSE);
+
+  if (refuse_broken (self, error))
+    return FALSE;
+  path = g_build_filename (self->dir, VIREO_MACHINE_CONFIG_FILE, NULL);
+  return vireo_machine_config_save (self->config, path, error);
+}
+
+gboolean
+vireo_machine_set_config (VireoMachine        *self,
+                          VireoMachineConfig  *config,
+                          gboolean             check_files,
+                          GError             **error)
+{
+  g_autoptr(VireoMachineConfig) old = NULL;
+  gboolean name_changed;
+
+  g_return_val_if_fail (VIREO_IS_MACHINE (self), FALSE);
+  g_return_val_if_fail (config != NULL, FALSE);
+
+  if (refuse_broken (self, error))
+    return FALSE;
+  if (g_strcmp0 (config->uuid, self->uuid) != 0)
+    {
+      g_set_error_literal (error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
+                           "The settings belong to another machine");
+      return FALSE;
+    }
+  if (!vireo_machine_config_validate (config, check_files ? self->dir : NULL, error))
+    return FALSE;
+
+  old = g_steal_pointer (&self->config);
+  self->config = vireo_machine_config_ref (config);
+  if (!vireo_machine_save (self, error))
+    {
+      g_clear_pointer (&self->config, vireo_machine_config_unref);
+      self->config = g_steal_pointer (&old);
+      return FALSE;
+    }
+  name_changed = g_strcmp0 (old->name, config->name) != 0;
+  vireo_machine_check_files (self, NULL);
+  g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_CONFIG]);
+  if (name_changed)
+    g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_NAME]);
+  return TRUE;
+}
+
+double
+vireo_machine_get_cpu_usage (VireoMachine *self)
+{
+  g_return_val_if_fail (VIREO_IS_MACHINE (self), 0);
+  return self->cpu_usage;
+}
+
+const double *
+vireo_machine_get_vcpu_usage (VireoMachine *self,
+                              guint        *n_vcpus)
+{
+  g_return_val_if_fail (VIREO_IS_MACHINE (self), NULL);
+
+  if (n_vcpus)
+    *n_vcpus = self->vcpu_usage ? self->n_vcpus : 0;
+  return self->vcpu_usage;
+}
+
+guint64
+vireo_machine_get_memory_usage (VireoMachine *self)
+{
+  g_return_val_if_fail (VIREO_IS_MACHINE (self), 0);
+  return self->memory_usage;
+}
+
+/* TODO: the engine does not count disk and network bytes per device yet. */
+guint64
+vireo_machine_get_disk_read_bytes (VireoMachine *self)
+{
+  return 0;
+}
+
+guint64
+vireo_machine_get_disk_write_bytes (VireoMachine *self)
+{
+  return 0;
+}
+
+guint64
+vireo_machine_get_net_rx_bytes (VireoMachine *self)
+{
+  return 0;
+}
+
+guint64
+vireo_machine_get_net_tx_bytes (VireoMachine *self)
+{
+  return 0;
+}
+
+const char *
+vireo_machine_get_serial_pty (VireoMachine *self)
+{
+  g_return_val_if_fail (VIREO_IS_MACHINE (self), NULL);
+  return self->vr ? vr_machine_get_serial_pty (self->vr) : NULL;
+}
+
+char *
+vireo_machine_dup_serial_log_path (VireoMachine *self)
+{
+  g_return_val_if_fail (VIREO_IS_MACHINE (self), NULL);
+  return g_build_filename (self->dir, VIREO_MACHINE_SERIAL_LOG, NULL);
+}
+
+VrMachine *
+vireo_machine_get_vr_machine (VireoMachine *self)
+{
+  g_return_val_if_fail (VIREO_IS_MACHINE (self), NULL);
+  return self->vr;
+}
+
+GFile *
+vireo_machine_get_thumbnail (VireoMachine *self)
+{
+  g_autofree char *path = NULL;
+
+  g_return_val_if_fail (VIREO_IS_MACHINE (self), NULL);
+
+  path = g_build_filename (self->dir, VIREO_MACHINE_THUMBNAIL_FILE, NULL);
+  if (!g_file_test (path, G_FILE_TEST_IS_REGULAR))
+    return NULL;
+  return g_file_new_for_path (path);
+}
+
+gboolean
+vireo_machine_save_thumbnail (VireoMachine  *self,
+                              GBytes        *png,
+                              GError       **error)
+{
+  g_autofree char *path = NULL;
+
+  g_return_val_if_fail (VIREO_IS_MACHINE (self), FALSE);
+  g_return_val_if_fail (png != NULL, FALSE);
+
+  if (refuse_broken (self, error))
+    return FALSE;
+  path = g_build_filename (self->dir, VIREO_MACHINE_THUMBNAIL_FILE, NULL);
+  if (!vireo_atomic_file_write_bytes (path, png, error))
+    return FALSE;
+  g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_THUMBNAIL]);
+  return TRUE;
+}
+
+/* ---- lifecycle -------------------------------------------------------------------------- */
+
+#define STATE_BIT(s) (1u << (s))
+#define IN_RUNNING   STATE_BIT (VIREO_MACHINE_STATE_RUNNING)
+#define IN_PAUSED    STATE_BIT (VIREO_MACHINE_STATE_PAUSED)
+#define IN_STOPPING  STATE_BIT (VIREO_MACHINE_STATE_STOPPING)
+#define IN_STOPPED   STATE_BIT (VIREO_MACHINE_STATE_STOPPED)
+
+/* Fails unless the state is in @allowed (STATE_BIT()s). */
+static gboolean
+check_state (VireoMachine *self, GError **error, guint allowed)
+{
+  if (refuse_broken (self, error))
+    return FALSE;
+  if (allowed & STATE_BIT (self->state))
+    return TRUE;
+  g_set_error (error, VR_ERROR, VR_ERROR_STATE,
+               /* Translators: the second %s is a machine state as the list shows it */
+               _("This is not possible while “%s” is in the state “%s”."),
+               vireo_machine_get_name (self), vireo_machine_state_to_label (self->state));
+  return FALSE;
+}
+
+typedef struct
+{
+  VrMachineConfig  vr_config;
+  GMainContext    *context;
+  VireoMachine    *machine;   /* for the event callback's reference */
+} StartData;
+
+static void
+start_data_free (StartData *data)
+{
+  vr_machine_config_clear (&data->vr_config);
+  g_clear_pointer (&data->context, g_main_context_unref);
+  g_clear_object (&data->machine);
+  g_free (data);
+}
+
+static void
+start_thread (GTask        *task,
+              gpointer      source_object,
+              gpointer      task_data,
+              GCancellable *cancellable)
+{
+  StartData *data = task_data;
+  g_autoptr(VrMachine) vr = NULL;
+  GError *error = NULL;
+
+  vr = vr_machine_new (&data->vr_config, &error);
+  if (vr == NULL)
+    {
+      g_task_return_error (task, error);
+      return;
+    }
+  vr_machine_set_event_func (vr, data->context, vr_event_cb, g_object_ref (data->machine),
+                             g_object_unref);
+  if (g_task_return_error_if_cancelled (task))
+    return;
+  if (!vr_machine_start (vr, &error))
+    {
+      g_task_return_error (task, error);
+      return;
+    }
+  g_task_return_pointer (task, g_steal_pointer (&vr), (GDestroyNotify) vr_machine_free);
+}
+
+static void
+rotate_serial_log (VireoMachine *self)
+{
+  g_autofree char *log = vireo_machine_dup_serial_log_path (self);
+  g_autofree char *old = g_strconcat (log, ".old", NULL);
+  GStatBuf st;
+
+  if (g_stat (log, &st) == 0 && st.st_size > SERIAL_LOG_MAX)
+    g_rename (log, old);
+}
+
+static void
+start_done (GObject      *source,
+            GAsyncResult *result,
+            gpointer      user_data)
+{
+  VireoMachine *self = VIREO_MACHINE (source);
+  g_autoptr(GTask) task = user_data;
+  g_autoptr(GError) error = NULL;
+  VrMachine *vr;
+
+  vr = g_task_propagate_pointer (G_TASK (result), &error);
+  g_clear_object (&self->start_cancellable);
+  if (vr == NULL)
+    {
+      set_state (self, VIREO_MACHINE_STATE_STOPPED);
+      g_task_return_error (task, g_steal_pointer (&error));
+      return;
+    }
+  if (self->stop_requested)
+    {
+      self->stop_requested = FALSE;
+      vr_machine_free (vr);
+      set_state (self, VIREO_MACHINE_STATE_STOPPED);
+      g_task_return_new_error (task, G_IO_ERROR, G_IO_ERROR_CANCELLED,
+                               _("The machine was turned off while it started."));
+      return;
+    }
+
+  self->vr = vr;
+  g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_VR_MACHINE]);
+  g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_SERIAL_PTY]);
+  switch (vr_machine_get_state (vr))
+    {
+    case VR_STATE_RUNNING:
+      set_state (self, VIREO_MACHINE_STATE_RUNNING);
+      break;
+    case VR_STATE_PAUSED:
+      set_state (self, VIREO_MACHINE_STATE_PAUSED);
+      break;
+    case VR_STATE_CREATED:
+    case VR_STATE_STOPPED:
+    default:
+      /* It already stopped (a guest that exits at once); its event tears it down. */
+      schedule_teardown (self);
+      break;
+    }
+  g_task_return_boolean (task, TRUE);
+}
+
+void
+vireo_machine_start_async (VireoMachine        *self,
+                           GCancellable        *cancellable,
+                           GAsyncReadyCallback  callback,
+                           gpointer             user_data)
+{
+  g_autoptr(GTask) task = NULL;
+  g_autoptr(GTask) inner = NULL;
+  g_autoptr(GError) error = NULL;
+  StartData *data;
+
+  g_return_if_fail (VIREO_IS_MACHINE (self));
+
+  task = g_task_new (self, cancellable, callback, user_data);
+  g_task_set_source_tag (task, vireo_machine_start_async);
+
+  if (!check_state (self, &error, IN_STOPPED) || !vireo_machine_check_files (self, &error))
+    {
+      g_task_return_error (task, g_steal_pointer (&error));
+      return;
+    }
+
+  data = g_new0 (StartData, 1);
+  vr_machine_config_init (&data->vr_config);
+  if (!vireo_machine_config_to_vr (self->config, self->dir, &data->vr_config, &error))
+    {
+      start_data_free (data);
+      g_task_return_error (task, g_steal_pointer (&error));
+      return;
+    }
+  data->context = g_main_context_ref_thread_default ();
+  data->machine = g_object_ref (self);
+  rotate_serial_log (self);
+
+  self->stop_requested = FALSE;
+  set_state (self, VIREO_MACHINE_STATE_STARTING);
+  g_set_object (&self->start_cancellable, cancellable);
+
+  inner = g_task_new (self, cancellable, start_done, g_steal_pointer (&task));
+  g_task_set_source_tag (inner, start_thread);
+  g_task_set_task_data (inner, data, (GDestroyNotify) start_data_free);
+  g_task_run_in_thread (inner, start_thread);
+}
+
+gboolean
+vireo_machine_start_finish (VireoMachine  *self,
+                            GAsyncResult  *result,
+                            GError       **error)
+{
+  g_return_val_if_fail (g_task_is_valid (result, self), FALSE);
+  g_return_val_if_fail (g_task_get_source_tag (G_TASK (result)) == vireo_machine_start_async,
+                        FALSE);
+
+  return g_task_propagate_boolean (G_TASK (result), error);
+}
+
+gboolean
+vireo_machine_pause (VireoMachine  *self,
+                     GError       **error)
+{
+  g_return_val_if_fail (VIREO_IS_MACHINE (self), FALSE);
+
+  if (!check_state (self, error, IN_RUNNING | IN_STOPPING))
+    return FALSE;
+  if (!vr_machine_pause (self->vr, error))
+    return FALSE;
+  set_state (self, VIREO_MACHINE_STATE_PAUSED);
+  return TRUE;
+}
+
+gboolean
+vireo_machine_resume (VireoMachine  *self,
+                      GError       **error)
+{
+  g_return_val_if_fail (VIREO_IS_MACHINE (self), FALSE);
+
+  if (!check_state (self, error, IN_PAUSED))
+    return FALSE;
+  if (!vr_machine_resume (self->vr, error))
+    return FALSE;
+  set_state (self, VIREO_MACHINE_STATE_RUNNING);
+  return TRUE;
+}
+
+gboolean
+vireo_machine_shutdown (VireoMachine  *self,
+                        GError       **error)
+{
+  g_return_val_if_fail (VIREO_IS_MACHINE (self), FALSE);
+
+  if (!check_state (self, error, IN_RUNNING | IN_STOPPING))
+    return FALSE;
+  vr_machine_power_button (self->vr);
+  set_state (self, VIREO_MACHINE_STATE_STOPPING);
+  return TRUE;
+}
+
+void
+vireo_machine_force_off (VireoMachine *self)
+{
+  g_return_if_fail (VIREO_IS_MACHINE (self));
+
+  if (self->state == VIREO_MACHINE_STATE_STARTING)
+    {
+      /* The thread finishes building it; start_done frees it. */
+      self->stop_requested = TRUE;
+      if (self->start_cancellable)
+        g_cancellable_cancel (self->start_cancellable);
+      return;
+    }
+  if (self->vr != NULL)
+    teardown (self);
+}
+
+gboolean
+vireo_machine_reset (VireoMachine  *self,
+                     GError       **error)
+{
+  g_return_val_if_fail (VIREO_IS_MACHINE (self), FALSE);
+
+  if (!check_state (self, error, IN_RUNNING | IN_PAUSED | IN_STOPPING))
+    return FALSE;
+  if (!vr_machine_reset (self->vr, error))
+    return FALSE;
+  set_state (self, VIREO_MACHINE_STATE_RUNNING);
+  return TRUE;
+}
+
+/* ---- files ------------------------------------------------------------------------------ */
+
+/* @path (from the config) relative to @dir when the file is inside @dir, else NULL. */
+static char *
+path_inside_dir (const char *path, const char *dir)
+{
+  g_autoptr(GFile) d = g_file_new_for_path (dir);
+  g_autofree char *full = vireo_machine_config_resolve_path (path, dir);
+  g_autoptr(GFile) f = g_file_new_for_path (full);
+
+  return g_file_get_relative_path (d, f);
+}
+
+/* Removes @dir and everything in it, never following symbolic links. */
+static gboolean
+remove_tree (GFile *dir, GCancellable *cancellable, GError **error)
+{
+  g_autoptr(GFileEnumerator) e = NULL;
+  g_autoptr(GError) local = NULL;
+
+  e = g_file_enumerate_children (dir, G_FILE_ATTRIBUTE_STANDARD_NAME ","
+                                 G_FILE_ATTRIBUTE_STANDARD_TYPE,
+                                 G_FILE_QUERY_INFO_NOFOLLOW_SYMLINKS, cancellable, &local);
+  if (e == NULL)
+    {
+      if (g_error_matches (local, G_IO_ERROR, G_IO_ERROR_NOT_FOUND))
+        return TRUE;
+      g_propagate_error (error, g_steal_pointer (&local));
+      return FALSE;
+    }
+  for (;;)
+    {
+      GFileInfo *info;
+      GFile *child;
+
+      if (!g_file_enumerator_iterate (e, &info, &child, cancellable, error))
+        return FALSE;
+      if (info == NULL)
+        break;
+      if (g_file_info_get_file_type (info) == G_FILE_TYPE_DIRECTORY)
+        {
+          if (!remove_tree (child, cancellable, error))
+            return FALSE;
+        }
+      else if (!g_file_delete (child, cancellable, error))
+        return FALSE;
+    }
+  return g_file_delete (dir, cancellable, error);
+}
+
+typedef struct
+{
+  char               *dir;
+  VireoMachineConfig *config;   /* NULL for a broken machine */
+  gboolean            trash_disks;
+  /* clone */
+  char               *name;
+  gboolean            linked;
+} FilesData;
+
+static void
+files_data_free (FilesData *data)
+{
+  g_free (data->dir);
+  g_clear_pointer (&data->config, vireo_machine_config_unref);
+  g_free (data->name);
+  g_free (data);
+}
+
+static void
+delete_thread (GTask        *task,
+               gpointer      source_object,
+               gpointer      task_data,
+               GCancellable *cancellable)
+{
+  FilesData *data = task_data;
+  g_autoptr(GFile) dir = g_file_new_for_path (data->dir);
+  GError *error = NULL;
+
+  if (data->trash_disks && data->config == NULL)
+    {
+      /* A broken machine: nobody knows which files are disks; all of it goes to the trash. */
+      if (!g_file_trash (dir, cancellable, &error))
+        g_task_return_error (task, error);
+      else
+        g_task_return_boolean (task, TRUE);
+      return;
+    }
+
+  for (guint i = 0; data->trash_disks && i < data->config->disks->len; i++)
+    {
+      const VireoDiskConfig *disk = g_ptr_array_index (data->config->disks, i);
+      g_autofree char *rel = path_inside_dir (disk->path, data->dir);
+      g_autoptr(GFile) file = NULL;
+      g_autoptr(GError) local = NULL;
+
+      if (rel == NULL)
+        continue;  /* the user's own file (an ISO, an image used in place): not ours */
+      file = g_file_get_child (dir, rel);
+      if (!g_file_query_exists (file, cancellable))
+        continue;
+      /* Any failure stops here: a disk is never deleted when it should go to the trash. */
+      if (!g_file_trash (file, cancellable, &local))
+        {
+          g_task_return_new_error (task, local->domain, local->code,
+                                   _("Cannot move the disk image “%s” to the trash: %s"),
+                                   rel, local->message);
+          return;
+        }
+    }
+
+  if (!remove_tree (dir, cancellable, &error))
+    {
+      g_task_return_error (task, error);
+      return;
+    }
+  {
+    g_autofree char *parent = g_path_get_dirname (data->dir);
+    vireo_fsync_dir (parent, NULL);
+  }
+  g_task_return_boolean (task, TRUE);
+}
+
+void
+vireo_machine_delete_async (VireoMachine        *self,
+                            gboolean             trash_disks,
+                            GCancellable        *cancellable,
+                            GAsyncReadyCallback  callback,
+                            gpointer             user_data)
+{
+  g_autoptr(GTask) task = NULL;
+  FilesData *data;
+
+  g_return_if_fail (VIREO_IS_MACHINE (self));
+
+  task = g_task_new (self, cancellable, callback, user_data);
+  g_task_set_source_tag (task, vireo_machine_delete_async);
+
+  if (vireo_machine_is_active (self))
+    {
+      g_task_return_new_error (task, VR_ERROR, VR_ERROR_STATE,
+                               _("“%s” is running: turn it off before deleting it."),
+                               vireo_machine_get_name (self));
+      return;
+    }
+
+  data = g_new0 (FilesData, 1);
+  data->dir = g_strdup (self->dir);
+  data->config = self->config ? vireo_machine_config_ref (self->config) : NULL;
+  data->trash_disks = trash_disks;
+  g_task_set_task_data (task, data, (GDestroyNotify) files_data_free);
+  g_task_run_in_thread (task, delete_thread);
+}
+
+gboolean
+vireo_machine_delete_finish (VireoMachine  *self,
+                             GAsyncResult  *result,
+                             GError       **error)
+{
+  g_return_val_if_fail (g_task_is_valid (result, self), FALSE);
+  return g_task_propagate_boolean (G_TASK (result), error);
+}
+
+/* Copies @src to @dst (created, must not exist) keeping holes: a reflink when the file
+ * system can, else the data extents only. */
+static gboolean
+copy_sparse (const char *src, const char *dst, GCancellable *cancellable, GError **error)
+{
+  int in = -1, out = -1;
+  struct stat st;
+  off_t pos = 0;
+  gboolean ok = FALSE;
+
+  in = open (src, O_RDONLY | O_CLOEXEC);
+  if (in < 0 || fstat (in, &st) < 0)
+    goto fail;
+  out = open (dst, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, st.st_mode & 0777);
+  if (out < 0)
+    goto fail;
+
+  if (ioctl (out, FICLONE, in) == 0)
+    goto done;
+
+  while (pos < st.st_size)
+    {
+      off_t data = lseek (in, pos, SEEK_DATA);
+      off_t hole;
+
+      if (data < 0 && errno == ENXIO)
+        break;  /* only a hole is left */
+      if (data < 0)
+        {
+          data = pos;  /* no SEEK_DATA: copy everything */
+          hole = st.st_size;
+        }
+      else
+        {
+          hole = lseek (in, data, SEEK_HOLE);
+          if (hole < 0)
+            hole = st.st_size;
+        }
+
+      while (data < hole)
+        {
+          off_t in_off = data, out_off = data;
+          ssize_t n;
+
+          if (g_cancellable_set_error_if_cancelled (cancellable, error))
+            goto out;
+          n = copy_file_range (in, &in_off, out, &out_off, MIN ((size_t) (hole - data),
+                                                                 (size_t) 64 << 20), 0);
+          if (n < 0 && (errno == EXDEV || errno == ENOSYS || errno == EINVAL))
+            {
+              char buf[64 * 1024];
+
+              n = pread (in, buf, MIN (sizeof buf, (size_t) (hole - data)), data);
+              if (n > 0 && pwrite (out, buf, (size_t) n, data) != n)
+                goto fail;
+            }
+          if (n < 0)
+            goto fail;
+          if (n == 0)
+            break;
+          data += n;
+        }
+      pos = hole;
+    }
+  if (ftruncate (out, st.st_size) < 0)
+    goto fail;
+
+done:
+  if (fsync (out) < 0)
+    goto fail;
+  ok = TRUE;
+  goto out;
+
+fail:
+  {
+    int saved = errno;
+    g_set_error (error, G_IO_ERROR, g_io_error_from_errno (saved),
+                 _("Cannot copy “%s”: %s"), src, g_strerror (saved));
+  }
+out:
+  if (in >= 0)
+    close (in);
+  if (out >= 0)
+    close (out);
+  if (!ok && out >= 0)
+    g_unlink (dst);
+  return ok;
+}
+
+static void
+clone_thread (GTask        *task,
+              gpointer      source_object,
+              gpointer      task_data,
+              GCancellable *cancellable)
+{
+  FilesData *data = task_data;
+  g_autofree char *parent = g_path_get_dirname (data->dir);
+  g_autofree char *src_uuid = g_path_get_basename (data->dir);
+  g_autofree char *tmp = g_build_filename (parent, ".clone-XXXXXX", NULL);
+  g_autofree char *final = NULL;
+  g_autofree char *conf = NULL;
+  g_autoptr(VireoMachineConfig) config = vireo_machine_config_copy (data->config);
+  g_autoptr(GHashTable) used = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
+  GError *error = NULL;
+
+  if (g_mkdtemp (tmp) == NULL)
+    {
+      int saved = errno;
+      g_task_return_new_error (task, G_IO_ERROR, g_io_error_from_errno (saved),
+                               _("Cannot create the folder for the clone: %s"),
+                               g_strerror (saved));
+      return;
+    }
+
+  g_free (config->uuid);
+  config->uuid = g_uuid_string_random ();
+  g_free (config->name);
+  config->name = g_strdup (data->name);
+  g_clear_pointer (&config->created, g_date_time_unref);
+  config->created = g_date_time_new_now_utc ();
+
+  for (guint i = 0; i < config->disks->len; i++)
+    {
+      VireoDiskConfig *disk = g_ptr_array_index (config->disks, i);
+      g_autofree char *rel = path_inside_dir (disk->path, data->dir);
+      g_autofree char *src = NULL;
+      g_autofree char *dst = NULL;
+
+      if (rel == NULL || disk->readonly || disk->media == VIREO_DISK_MEDIA_CDROM)
+        {
+          /* Shared: the user's own file, or one no machine writes. A relative path inside
+           * the source folder becomes absolute. */
+          g_autofree char *full = vireo_machine_config_resolve_path (disk->path, data->dir);
+          g_free (disk->path);
+          disk->path = g_steal_pointer (&full);
+          continue;
+        }
+
+      src = g_build_filename (data->dir, rel, NULL);
+      if (!data->linked)
+        {
+          g_autofree char *subdir = NULL;
+
+          dst = g_build_filename (tmp, rel, NULL);
+          subdir = g_path_get_dirname (dst);
+          g_mkdir_with_parents (subdir, 0755);
+          if (!copy_sparse (src, dst, cancellable, &error))
+            goto fail;
+          g_free (disk->path);
+          disk->path = g_steal_pointer (&rel);
+        }
+      else
+        {
+          g_autofree char *base = g_path_get_basename (rel);
+          g_autofree char *stem = NULL;
+          g_autofree char *name = NULL;
+          g_autofree char *backing = NULL;
+          char *dot = strrchr (base, '.');
+
+          if (dot && dot != base)
+            *dot = '\0';
+          stem = g_strdup (base);
+          name = g_strdup_printf ("%s.qcow2", stem);
+          for (guint n = 2; g_hash_table_contains (used, name); n++)
+            {
+              g_free (name);
+              name = g_strdup_printf ("%s-%u.qcow2", stem, n);
+            }
+          g_hash_table_add (used, g_strdup (name));
+          dst = g_build_filename (tmp, name, NULL);
+          /* Relative to the overlay's folder, so the library can move as a whole. */
+          backing = g_build_filename ("..", src_uuid, rel, NULL);
+          if (!vr_disk_create (dst, VR_DISK_FORMAT_QCOW2, 0, backing, disk->format, &error))
+            goto fail;
+          g_free (disk->path);
+          disk->path = g_strdup (name);
+          disk->format = VR_DISK_FORMAT_QCOW2;
+        }
+    }
+
+  conf = g_build_filename (tmp, VIREO_MACHINE_CONFIG_FILE, NULL);
+  if (!vireo_machine_config_save (config, conf, &error))
+    goto fail;
+  final = g_build_filename (parent, config->uuid, NULL);
+  if (g_rename (tmp, final) < 0)
+    {
+      int saved = errno;
+      g_set_error (&error, G_IO_ERROR, g_io_error_from_errno (saved),
+                   _("Cannot create the folder for the clone: %s"), g_strerror (saved));
+      goto fail;
+    }
+  vireo_fsync_dir (parent, NULL);
+  g_task_return_pointer (task, vireo_machine_new (config, final), g_object_unref);
+  return;
+
+fail:
+  {
+    g_autoptr(GFile) t = g_file_new_for_path (tmp);
+    remove_tree (t, NULL, NULL);
+  }
+  g_task_return_error (task, error);
+}
+
+void
+vireo_machine_clone_async (VireoMachine        *self,
+                           const char          *name,
+                           gboolean             linked,
+                           GCancellable        *cancellable,
+                           GAsyncReadyCallback  callback,
+                           gpointer             user_data)
+{
+  g_autoptr(GTask) task = NULL;
+  g_autoptr(GError) error = NULL;
+  FilesData *data;
+
+  g_return_if_fail (VIREO_IS_MACHINE (self));
+  g_return_if_fail (name != NULL);
+
+  task = g_task_new (self, cancellable, callback, user_data);
+  g_task_set_source_tag (task, vireo_machine_clone_async);
+
+  if (!check_state (self, &error, IN_STOPPED)
+      || !vireo_machine_name_is_valid (name, &error))
+    {
+      g_task_return_error (task, g_steal_pointer (&error));
+      return;
+    }
+
+  data = g_new0 (FilesData, 1);
+  data->dir = g_strdup (self->dir);
+  data->config = vireo_machine_config_ref (self->config);
+  data->name = g_strdup (name);
+  data->linked = linked;
+  g_task_set_task_data (task, data, (GDestroyNotify) files_data_free);
+  g_task_run_in_thread (task, clone_thread);
+}
+
+VireoMachine *
+vireo_machine_clone_finish (VireoMachine  *self,
+                            GAsyncResult  *result,
+                            GError       **error)
+{
+  g_return_val_if_fail (g_task_is_valid (result, self), NULL);
+  return g_task_propagate_pointer (G_TASK (result), error);
+}

@@ -1,0 +1,151 @@
+/* SPDX-License-Identifier: GPL-3.0-or-later */
+#pragma once
+
+#include <gio/gio.h>
+
+#include "vireo-machine-config.h"
+#include "vr-machine.h"
+
+G_BEGIN_DECLS
+
+/*
+ * One machine of the library: its folder ($XDG_DATA_HOME/vireo/machines/<uuid>/), its
+ * settings, and while it runs the engine's VrMachine (created by start, freed when it
+ * stops). GTK-free; everything runs on the main thread except the slow parts of start,
+ * delete and clone, which run in GTask threads.
+ *
+ * A machine whose machine.conf cannot be read is "broken": it is listed with the reason,
+ * it cannot start, and it is never written over (it can be deleted).
+ */
+
+typedef enum
+{
+  VIREO_MACHINE_STATE_STOPPED,
+  VIREO_MACHINE_STATE_STARTING,  /* the engine is building the machine */
+  VIREO_MACHINE_STATE_RUNNING,
+  VIREO_MACHINE_STATE_PAUSED,
+  VIREO_MACHINE_STATE_STOPPING,  /* the power button was pressed: the guest decides */
+  VIREO_MACHINE_STATE_BROKEN,    /* machine.conf could not be loaded: see broken-reason */
+} VireoMachineState;
+
+#define VIREO_TYPE_MACHINE_STATE (vireo_machine_state_get_type ())
+GType vireo_machine_state_get_type (void) G_GNUC_CONST;
+
+#define VIREO_MACHINE_THUMBNAIL_FILE "thumbnail.png"
+#define VIREO_MACHINE_SERIAL_LOG     "serial.log"
+#define VIREO_MACHINE_SNAPSHOT_DIR   "snapshots"
+
+#define VIREO_TYPE_MACHINE (vireo_machine_get_type ())
+G_DECLARE_FINAL_TYPE (VireoMachine, vireo_machine, VIREO, MACHINE, GObject)
+
+/* clang-format off */
+/* A machine for @config living in @dir (which must exist). */
+VireoMachine       *vireo_machine_new              (VireoMachineConfig   *config,
+                                                    const char           *dir);
+/* Loads @dir/machine.conf: migrates an older format (writing the new file, the old one
+ * kept as machine.conf.vN), validates, checks its files (see check_files), and removes
+ * temporary files a crash left. Never NULL: a machine whose settings cannot be read or are
+ * invalid comes back broken, with the reason. */
+VireoMachine       *vireo_machine_load             (const char           *dir);
+
+const char         *vireo_machine_get_name         (VireoMachine         *self);
+const char         *vireo_machine_get_uuid         (VireoMachine         *self);
+const char         *vireo_machine_get_dir          (VireoMachine         *self);
+VireoMachineState   vireo_machine_get_state        (VireoMachine         *self);
+gboolean            vireo_machine_is_broken        (VireoMachine         *self);
+gboolean            vireo_machine_is_active        (VireoMachine         *self);
+const char         *vireo_machine_get_broken_reason (VireoMachine        *self);
+/* Whether every file the machine needs (kernel, initrd, disk images) exists; the answer is
+ * kept in the "problem" property (NULL when all is well), checked at load, on set_config
+ * and when starting. A machine with a problem is listed normally and can be edited. */
+gboolean            vireo_machine_check_files      (VireoMachine         *self,
+                                                    GError              **error);
+const char         *vireo_machine_get_problem      (VireoMachine         *self);
+/* The settings (NULL when broken). Do not change them in place: copy, edit, set_config. */
+VireoMachineConfig *vireo_machine_get_config       (VireoMachine         *self);
+/* Validates (names, ranges; files only when @check_files), takes @config and saves it
+ * atomically. Changes reach a running machine at its next start. */
+gboolean            vireo_machine_set_config       (VireoMachine         *self,
+                                                    VireoMachineConfig   *config,
+                                                    gboolean              check_files,
+                                                    GError              **error);
+/* Writes machine.conf atomically; refused for a broken machine. */
+gboolean            vireo_machine_save             (VireoMachine         *self,
+                                                    GError              **error);
+
+/* Activity, refreshed once a second while running. */
+double              vireo_machine_get_cpu_usage    (VireoMachine         *self);
+/* Per vCPU, in percent of one host CPU; @n_vcpus gets the count (0 while stopped). */
+const double       *vireo_machine_get_vcpu_usage   (VireoMachine         *self,
+                                                    guint                *n_vcpus);
+guint64             vireo_machine_get_memory_usage (VireoMachine         *self);
+guint64             vireo_machine_get_disk_read_bytes  (VireoMachine     *self);
+guint64             vireo_machine_get_disk_write_bytes (VireoMachine     *self);
+guint64             vireo_machine_get_net_rx_bytes (VireoMachine         *self);
+guint64             vireo_machine_get_net_tx_bytes (VireoMachine         *self);
+
+/* The serial port's pty while running (attach a VTE), else NULL. */
+const char         *vireo_machine_get_serial_pty   (VireoMachine         *self);
+/* @dir/serial.log: what the serial port printed, kept across runs (g_free it). */
+char               *vireo_machine_dup_serial_log_path (VireoMachine      *self);
+/* The engine's machine while one exists (display, input), else NULL. notify::vr-machine
+ * fires when it appears and just before it is freed (this returns NULL by then): let go of
+ * it there. */
+VrMachine          *vireo_machine_get_vr_machine   (VireoMachine         *self);
+
+/* @dir/thumbnail.png if it exists, else NULL. Changes (notify::thumbnail) when saved. */
+GFile              *vireo_machine_get_thumbnail    (VireoMachine         *self);
+gboolean            vireo_machine_save_thumbnail   (VireoMachine         *self,
+                                                    GBytes               *png,
+                                                    GError              **error);
+
+/* Lifecycle. start: the engine builds the machine in a thread. */
+void                vireo_machine_start_async      (VireoMachine         *self,
+                                                    GCancellable         *cancellable,
+                                                    GAsyncReadyCallback   callback,
+                                                    gpointer              user_data);
+gboolean            vireo_machine_start_finish     (VireoMachine         *self,
+                                                    GAsyncResult         *result,
+                                                    GError              **error);
+gboolean            vireo_machine_pause            (VireoMachine         *self,
+                                                    GError              **error);
+gboolean            vireo_machine_resume           (VireoMachine         *self,
+                                                    GError              **error);
+/* Presses the ACPI power button (state STOPPING until the guest powers off). */
+gboolean            vireo_machine_shutdown         (VireoMachine         *self,
+                                                    GError              **error);
+/* Pulls the plug. Nothing happens when stopped. */
+void                vireo_machine_force_off        (VireoMachine         *self);
+gboolean            vireo_machine_reset            (VireoMachine         *self,
+                                                    GError              **error);
+
+/* Deletes the machine's folder. Its disk images (those inside the folder: never a file the
+ * user picked elsewhere) go to the trash when @trash_disks, else are deleted too. The
+ * machine must be stopped. */
+void                vireo_machine_delete_async     (VireoMachine         *self,
+                                                    gboolean              trash_disks,
+                                                    GCancellable         *cancellable,
+                                                    GAsyncReadyCallback   callback,
+                                                    gpointer              user_data);
+gboolean            vireo_machine_delete_finish    (VireoMachine         *self,
+                                                    GAsyncResult         *result,
+                                                    GError              **error);
+/* A new machine named @name next to this one (same parent folder), with a new uuid: disks
+ * inside the folder copied (sparse), or with @linked as qcow2 overlays whose backing files
+ * are this machine's images (which must then stay unchanged). Disks outside the folder are
+ * shared. The machine must be stopped. */
+void                vireo_machine_clone_async      (VireoMachine         *self,
+                                                    const char           *name,
+                                                    gboolean              linked,
+                                                    GCancellable         *cancellable,
+                                                    GAsyncReadyCallback   callback,
+                                                    gpointer              user_data);
+VireoMachine       *vireo_machine_clone_finish     (VireoMachine         *self,
+                                                    GAsyncResult         *result,
+                                                    GError              **error);
+
+/* "Running", "Stopped"… for the list. */
+const char         *vireo_machine_state_to_label   (VireoMachineState     state);
+/* clang-format on */
+
+G_END_DECLS
