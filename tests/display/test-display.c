@@ -548,7 +548,7 @@ test_guest_vireo (gconstpointer data)
 {
   const GuestCase *gc = data;
   g_autofree char *kernel = guest_path ("display.elf");
-  g_autofree char *cmdline = g_strdup_printf ("gpu=%s hold=3 idle=4 strict", gc->gpu);
+  g_autofree char *cmdline = g_strdup_printf ("gpu=%s hold=3 idle=6 strict", gc->gpu);
   g_autoptr (GError) error = NULL;
   g_autofree char *text = NULL, *lines = NULL;
   VrMachineConfig config;

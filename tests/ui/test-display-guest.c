@@ -244,7 +244,9 @@ test_guest (gconstpointer data)
   config.name = g_strdup ("display");
   config.kernel = g_build_filename (g_getenv ("VIREO_GUEST_DIR"), "display.elf", NULL);
   /* hold: time to look at each mode; idle: 3 s of nothing, the change, 3 s of nothing */
-  config.cmdline = g_strdup ("hold=4 idle=3");
+  /* idle=6: the host measures 2 s of it, with room for a slow (loaded) host to notice the
+   * "idle" line late. */
+  config.cmdline = g_strdup ("hold=4 idle=6");
   config.memory = 64 << 20;
   config.display = VR_DISPLAY_DEVICE_BOCHS;
   config.serial = VR_SERIAL_FILE;
@@ -293,7 +295,11 @@ test_guest (gconstpointer data)
                   "%" G_GUINT64_FORMAT " damaged",
                   vireo_display_get_uploaded_rows (f.widget) - rows,
                   vr_display_get_damaged_rows (vr_machine_get_display (f.machine)) - engine_rows);
-  g_assert_cmpuint (vireo_display_get_uploaded_rows (f.widget) - rows, ==, 16);
+  /* The 16 rows the square covers; a refresh that lands while the guest is still drawing
+   * the square uploads some of them twice (the engine test checks that the damaged rows
+   * are exactly 416-431), but never a row outside it: at most 2 x 16. */
+  g_assert_cmpuint (vireo_display_get_uploaded_rows (f.widget) - rows, >=, 16);
+  g_assert_cmpuint (vireo_display_get_uploaded_rows (f.widget) - rows, <=, 32);
   check_pattern (&f, 1024, 768, 3,
                  fallback ? "guest-fallback-changed.png" : "guest-gl-changed.png");
 
