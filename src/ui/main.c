@@ -13,9 +13,12 @@ main (int   argc,
       char *argv[])
 {
   g_autoptr(VireoApplication) app = NULL;
+  const char *localedir = g_getenv ("VIREO_LOCALEDIR");
 
   setlocale (LC_ALL, "");
-  bindtextdomain (GETTEXT_PACKAGE, LOCALEDIR);
+  /* An uninstalled build (build-aux/run, the UI tests) sets VIREO_LOCALEDIR=<build>/po,
+   * where i18n.gettext() leaves <lang>/LC_MESSAGES/vireo.mo. */
+  bindtextdomain (GETTEXT_PACKAGE, localedir != NULL && *localedir ? localedir : LOCALEDIR);
   bind_textdomain_codeset (GETTEXT_PACKAGE, "UTF-8");
   textdomain (GETTEXT_PACKAGE);
 

@@ -991,14 +991,14 @@ vireo_machine_config_validate (VireoMachineConfig  *config,
                       config->uuid ? config->uuid : "");
   if (config->memory_mib < min_mib)
     return set_error (error, VIREO_MACHINE_CONFIG_ERROR_INVALID,
-                      _("The memory size, %" G_GUINT64_FORMAT " MiB, is below the minimum of "
-                        "%" G_GUINT64_FORMAT " MiB."),
-                      config->memory_mib, min_mib);
+                      /* (plain %llu: xgettext cannot see through G_GUINT64_FORMAT) */
+                      _("The memory size, %llu MiB, is below the minimum of %llu MiB."),
+                      (unsigned long long) config->memory_mib, (unsigned long long) min_mib);
   if (config->memory_mib > host_mib)
     return set_error (error, VIREO_MACHINE_CONFIG_ERROR_INVALID,
-                      _("The memory size, %" G_GUINT64_FORMAT " MiB, is more than this "
-                        "computer can give (%" G_GUINT64_FORMAT " MiB)."),
-                      config->memory_mib, host_mib);
+                      _("The memory size, %llu MiB, is more than this computer can give "
+                        "(%llu MiB)."),
+                      (unsigned long long) config->memory_mib, (unsigned long long) host_mib);
   if (config->cpus < 1)
     return set_error (error, VIREO_MACHINE_CONFIG_ERROR_INVALID,
                       _("The machine needs at least one processor."));

@@ -29,6 +29,7 @@ struct _VireoWindow
   gboolean              restored_selection;
   gboolean              close_confirmed;
   gboolean              asking;
+  gboolean              bench_painted;   /* bench/app: the first frame was reported */
 
   AdwToastOverlay      *toast_overlay;
   GtkStack             *main_stack;
@@ -371,11 +372,63 @@ library_items_changed_cb (GListModel  *model,
   selection_changed_cb (self);
 }
 
+/* ---- benchmark hooks (bench/app) --------------------------------------------------------
+ * Only for bench/app; nothing happens unless these variables are set.
+ *  - VIREO_BENCH_FIRST_FRAME=1: after the frame clock paints the window's first frame, and
+ *    again after the first frame painted once the library has loaded, print to stderr
+ *      vireo-bench: frame first|loaded <g_get_monotonic_time () µs> machines=<n>
+ *    (CLOCK_MONOTONIC, the clock of Python's time.monotonic_ns ()); then stop listening.
+ *  - VIREO_BENCH_START_ALL=1: start every machine of the library once it has loaded. */
+
+static void
+bench_after_paint_cb (GdkFrameClock *clock,
+                      VireoWindow   *self)
+{
+  gboolean loaded = vireo_library_is_loaded (self->library);
+  guint n = g_list_model_get_n_items (G_LIST_MODEL (self->library));
+
+  if (!self->bench_painted)
+    {
+      self->bench_painted = TRUE;
+      g_printerr ("vireo-bench: frame first %" G_GINT64_FORMAT " machines=%u\n",
+                  g_get_monotonic_time (), n);
+    }
+  if (loaded)
+    {
+      g_printerr ("vireo-bench: frame loaded %" G_GINT64_FORMAT " machines=%u\n",
+                  g_get_monotonic_time (), n);
+      g_signal_handlers_disconnect_by_func (clock, bench_after_paint_cb, self);
+    }
+}
+
+static void
+bench_realize_cb (GtkWidget *widget)
+{
+  g_signal_connect_object (gtk_widget_get_frame_clock (widget), "after-paint",
+                           G_CALLBACK (bench_after_paint_cb), widget, 0);
+}
+
+static void
+bench_start_all (VireoWindow *self)
+{
+  guint n = g_list_model_get_n_items (G_LIST_MODEL (self->library));
+
+  for (guint i = 0; i < n; i++)
+    {
+      g_autoptr(VireoMachine) machine = g_list_model_get_item (G_LIST_MODEL (self->library), i);
+
+      if (vireo_machine_get_state (machine) == VIREO_MACHINE_STATE_STOPPED)
+        vireo_window_start_machine (self, machine);
+    }
+}
+
 static void
 library_loaded_cb (VireoWindow *self)
 {
   update_list_page (self);
   restore_selection (self);
+  if (vireo_library_is_loaded (self->library) && g_getenv ("VIREO_BENCH_START_ALL") != NULL)
+    bench_start_all (self);
 }
 
 static void
@@ -832,6 +885,8 @@ setup (VireoWindow *self, VireoApplication *app)
                            G_CONNECT_SWAPPED);
   library_items_changed_cb (G_LIST_MODEL (self->library), 0, 0,
                             g_list_model_get_n_items (G_LIST_MODEL (self->library)), self);
+  if (g_getenv ("VIREO_BENCH_FIRST_FRAME") != NULL)   /* bench/app, see above */
+    g_signal_connect (self, "realize", G_CALLBACK (bench_realize_cb), NULL);
 
 #if DEVELOPMENT_BUILD
   gtk_widget_add_css_class (GTK_WIDGET (self), "devel");

@@ -309,6 +309,11 @@ test_start_console (void)
 
   vireo_machine_view_show_page (view, "details");
   screenshot (GTK_WIDGET (window), "window-details-running.png");
+
+  /* By now the demo has drawn its whole scene: the screenshot data/screenshots/ keeps. */
+  vireo_machine_view_show_page (view, "display");
+  spin (5);
+  screenshot (GTK_WIDGET (window), "window-demo-running.png");
 }
 
 static gboolean

@@ -19,6 +19,28 @@
  *
  * Command line: gpu=bochs|virtio hold=N idle=N strict (virtio-gpu: also send a backing page
  * outside RAM, which QEMU accepts and Vireo refuses)
+ *
+ * Benchmark modes (bochs-display only; bench/display drives them):
+ *
+ *   mode=idle   sets width x height (default 1920x1080), fills the screen with the
+ *               calibration colour (BENCH_CALIBRATION), prints "bench: start" and halts
+ *               for good (cli; hlt): nothing changes on screen any more.
+ *   mode=bench  sets the mode, fills the screen with the calibration colour, prints
+ *               "bench: ready WxH" and waits for any byte on COM1 (at most hold=N seconds,
+ *               default 60) so that the host can find the picture on its screen. Then
+ *               "bench: start fps=N" and frames 1, 2, ...: each fills the whole screen with
+ *               frame n's colour (bench_colour: n mod 64 in 2 bits per channel) by three
+ *               `rep stosq` over whole rows (the top, the bottom, then the middle band of
+ *               2*BENCH_BAND rows, so that the centre of the picture changes last), then
+ *               prints "Fn". Frames are paced to fps=N a second (default 60) on the TSC:
+ *               a frame that is late starts at once (nothing is skipped), so a guest that
+ *               cannot keep up draws as fast as it can. frames=N stops after N frames
+ *               (default 0: forever), then prints "bench: done" and passes.
+ *               fill=l uses rep stosl (one pixel a store); target=ram draws into guest RAM
+ *               instead of the framebuffer (what the CPU costs without the display).
+ *
+ *   An emulating KVM backend executes a rep string instruction one element at a time
+ *   (~0.5 us each on the build hosts): 1920x1080 then takes ~0.5 s a frame.
  */
 
 #include "guest.h"
@@ -200,6 +222,122 @@ check_edid (const uint8_t *edid)
           edid[59] | ((edid[61] >> 4) << 8));
 }
 
+
+/* ---- benchmark modes -------------------------------------------------------------------- */
+
+#define BENCH_CALIBRATION 0xff00ffu   /* magenta: no bench_colour () has 0x00 or 0xff */
+#define BENCH_BAND        64u         /* half the height of the band drawn last */
+
+static bool bench_quad = true;   /* rep stosq (two pixels a store); fill=l: rep stosl */
+
+/* Frame @n's colour: n mod 64, two bits per channel, levels 0x20 0x60 0xa0 0xe0. */
+static uint32_t
+bench_colour (uint64_t n)
+{
+  static const uint8_t level[4] = { 0x20, 0x60, 0xa0, 0xe0 };
+  unsigned c = (unsigned) (n % 64);
+
+  return (uint32_t) level[c & 3] << 16 | (uint32_t) level[(c >> 2) & 3] << 8
+         | level[(c >> 4) & 3];
+}
+
+/* Rows [@y0, @y1) of @fb (@w pixels each, no padding) in @colour: one rep stosl. */
+static void
+bench_fill_rows (uint32_t *fb, uint32_t w, uint32_t y0, uint32_t y1, uint32_t colour)
+{
+  void *dst = fb + (uint64_t) y0 * w;
+  uint64_t count = (uint64_t) (y1 - y0) * w;
+
+  if (y1 <= y0)
+    return;
+  if (bench_quad && count % 2 == 0)
+    {
+      uint64_t q = (uint64_t) colour << 32 | colour;
+
+      count /= 2;
+      __asm__ volatile ("cld; rep stosq"
+                        : "+D"(dst), "+c"(count)
+                        : "a"(q)
+                        : "memory");
+      return;
+    }
+  __asm__ volatile ("cld; rep stosl"
+                    : "+D"(dst), "+c"(count)
+                    : "a"(colour)
+                    : "memory");
+}
+
+static void
+bench_fill (uint32_t *fb, uint32_t w, uint32_t h, uint32_t colour)
+{
+  uint32_t band = h / 4 < BENCH_BAND ? h / 4 : BENCH_BAND;
+
+  bench_fill_rows (fb, w, 0, h / 2 - band, colour);
+  bench_fill_rows (fb, w, h / 2 + band, h, colour);
+  bench_fill_rows (fb, w, h / 2 - band, h / 2 + band, colour);
+}
+
+static void
+bench_halt (void)
+{
+  for (;;)
+    __asm__ volatile ("cli; hlt" ::: "memory");
+}
+
+static void
+run_bochs_bench (uint32_t *fb, bool idle)
+{
+  unsigned long w = 1920, h = 1080, fps = 60, frames = 0, hold = 60;
+  uint64_t start, end;
+
+  cmdline_uint ("width", &w);
+  cmdline_uint ("height", &h);
+  cmdline_uint ("fps", &fps);
+  cmdline_uint ("frames", &frames);
+  cmdline_uint ("hold", &hold);
+  if (w < 64 || h < 64 || w > 4096 || h > 4096
+      || w * h * 4 > dispi_read (VBE_VIDEO_MEMORY_64K) * 65536ul)
+    guest_fail ("bench: %lux%lu does not fit the video memory", w, h);
+  if (fps == 0)
+    fps = 60;
+  bench_quad = !cmdline_has ("fill=l");
+  if (cmdline_has ("target=ram"))
+    fb = virtio_alloc (w * h * 4, 4096);
+
+  bochs_set_mode ((uint32_t) w, (uint32_t) h);
+  bench_fill (fb, (uint32_t) w, (uint32_t) h, BENCH_CALIBRATION);
+  if (idle)
+    {
+      printf ("bench: start idle %lux%lu\n", w, h);
+      bench_halt ();
+    }
+
+  /* Wait for the host's go (any byte on COM1), or hold seconds. */
+  while (inb (0x3f8 + 5) & 0x01)
+    (void) inb (0x3f8);
+  printf ("bench: ready %lux%lu\n", w, h);
+  end = virtio_now_ms () + hold * 1000;
+  while (!(inb (0x3f8 + 5) & 0x01) && virtio_now_ms () < end)
+    for (int i = 0; i < 100; i++)
+      cpu_relax ();
+  while (inb (0x3f8 + 5) & 0x01)
+    (void) inb (0x3f8);
+
+  printf ("bench: start fps=%lu\n", fps);
+  start = virtio_now_ms ();
+  for (uint64_t n = 1; frames == 0 || n <= frames; n++)
+    {
+      uint64_t due = start + n * 1000 / fps;
+
+      bench_fill (fb, (uint32_t) w, (uint32_t) h, bench_colour (n));
+      printf ("F%lu\n", (unsigned long) n);
+      while (virtio_now_ms () < due)
+        cpu_relax ();
+    }
+  printf ("bench: done %lu frames in %lu ms\n", frames,
+          (unsigned long) (virtio_now_ms () - start));
+}
+
 static void
 run_bochs (void)
 {
@@ -239,6 +377,12 @@ run_bochs (void)
   for (int i = 0; i < 128; i++)
     edid[i] = *(volatile uint8_t *) (bochs_mmio + i);
   check_edid (edid);
+
+  if (cmdline_has ("mode=bench") || cmdline_has ("mode=idle"))
+    {
+      run_bochs_bench (fb, cmdline_has ("mode=idle"));
+      return;
+    }
 
   bochs_set_mode (640, 480);
   draw (fb, 640, 480, 640, 1);

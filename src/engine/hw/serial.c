@@ -287,7 +287,10 @@ serial_write (VrSerial *s, unsigned reg, uint8_t val)
       break;
 
     case UART_IIR:
+      /* Clearing or enabling the FIFO makes room: input held back (typed before the guest set
+       * the port up) must flow again, or it would wait for a read that never comes. */
       serial_write_fcr (s, val);
+      serial_maybe_resume_input (s);
       break;
 
     case UART_LCR:
