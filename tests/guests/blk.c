@@ -379,14 +379,18 @@ bench_run (const char *name, uint32_t type, bool random, uint32_t size, unsigned
            unsigned count, uint64_t capacity, uint8_t *data)
 {
   uint64_t span = capacity * SECTOR / size;    /* request-sized slots on the disk */
-  unsigned issued = 0, done = 0, in_flight = 0;
+  unsigned issued = 0, done = 0, in_flight = 0, n_free = 0;
+  Request *free_reqs[BENCH_QD_MAX];
 
+  /* Requests complete in any order: a completed one is the next to reuse. */
+  for (unsigned i = 0; i < qd && i < BENCH_QD_MAX; i++)
+    free_reqs[n_free++] = &reqs[i];
   printf ("bench: %s start\n", name);
   while (done < count)
     {
-      while (in_flight < qd && issued < count)
+      while (in_flight < qd && issued < count && n_free > 0)
         {
-          Request *r = &reqs[issued % BENCH_QD_MAX];
+          Request *r = free_reqs[--n_free];
           uint64_t slot = random ? bench_random () % span : issued % span;
 
           /* Every request in flight shares one buffer: the data is not looked at. */
@@ -403,6 +407,7 @@ bench_run (const char *name, uint32_t type, bool random, uint32_t size, unsigned
           guest_fail ("bench %s: timeout after %u of %u requests", name, done, count);
         if (r->status != VIRTIO_BLK_S_OK)
           guest_fail ("bench %s: status %u", name, r->status);
+        free_reqs[n_free++] = r;
         done++;
         in_flight--;
       }
