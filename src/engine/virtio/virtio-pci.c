@@ -193,6 +193,21 @@ vr_virtio_config_changed (VrVirtio *vio)
     vr_irqchip_msi_fire (vio->host.irq, gsi);
 }
 
+/* Lock held: DEVICE_NEEDS_RESET, logged once; the driver hears of it by a config interrupt
+ * once it is running (vr_virtio_config_changed() sends none before DRIVER_OK). */
+static void
+mark_broken (VrVirtio   *vio,
+             const char *reason)
+{
+  if (vio->broken)
+    return;
+  vio->broken = true;
+  g_warning ("%s (00:%02x.0): the guest broke the device: %s; it needs a reset",
+             vio->ops->name, vio->host.slot, reason);
+  vio->status |= VIRTIO_CONFIG_S_NEEDS_RESET;
+  vr_virtio_config_changed (vio);
+}
+
 void
 vr_virtio_set_broken (VrVirtio   *vio,
                       const char *fmt,
@@ -206,17 +221,7 @@ vr_virtio_set_broken (VrVirtio   *vio,
   va_end (ap);
 
   g_mutex_lock (&vio->lock);
-  if (!vio->broken)
-    {
-      vio->broken = true;
-      g_warning ("%s (00:%02x.0): the guest broke the device: %s; it needs a reset",
-                 vio->ops->name, vio->host.slot, reason);
-      if (vio->status & VIRTIO_CONFIG_S_DRIVER_OK)
-        {
-          vio->status |= VIRTIO_CONFIG_S_NEEDS_RESET;
-          vr_virtio_config_changed (vio);
-        }
-    }
+  mark_broken (vio, reason);
   g_mutex_unlock (&vio->lock);
 }
 
@@ -364,17 +369,7 @@ enable_queue (VrVirtio    *vio,
     return;
   if (!vr_virtq_enable (vq, vr_virtio_has_feature (vio, VIRTIO_RING_F_EVENT_IDX),
                         vr_virtio_has_feature (vio, VIRTIO_RING_F_INDIRECT_DESC), &error))
-    {
-      /* vr_virtio_set_broken() takes the lock: mark it here directly. */
-      if (!vio->broken)
-        {
-          vio->broken = true;
-          g_warning ("%s (00:%02x.0): the guest broke the device: %s; it needs a reset",
-                     vio->ops->name, vio->host.slot, error->message);
-          vio->status |= VIRTIO_CONFIG_S_NEEDS_RESET;
-          vr_virtio_config_changed (vio);
-        }
-    }
+    mark_broken (vio, error->message);
 }
 
 static void
