@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: GPL-3.0-or-later */
 
 /*
- * vireo-img: disk image tool with qemu-img's syntax for create, info, check and convert.
+ * vireo-img: disk image tool with qemu-img's syntax for create, info, check, convert, snapshot
+ * and resize.
  * Unlike the engine (which always uses the format stored in a machine's configuration), this
  * user tool guesses the format from the file's header when -f is not given.
  */
@@ -12,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "disk/vr-disk.h"
 
@@ -35,6 +37,12 @@ usage (FILE *out)
            "      exit status: 0 clean, 1 check failed, 2 corruptions, 3 leaked clusters\n"
            "  convert [-f FMT] -O raw|qcow2 INPUT OUTPUT\n"
            "      zero regions are skipped: the output is sparse\n"
+           "  snapshot [-f FMT] [-q] -l | -c NAME | -a NAME | -d NAME FILE\n"
+           "      internal snapshots of a qcow2 image: list, create, apply (revert the disk\n"
+           "      to it), delete; NAME may also be a snapshot's ID for -a and -d\n"
+           "  resize [-f FMT] [-q] [--shrink] FILE [+|-]SIZE\n"
+           "      qcow2 images only grow; raw images shrink with --shrink (data past the\n"
+           "      new end is lost)\n"
            "\n"
            "Formats: raw, qcow2, vmdk (read-only). Without -f the format is guessed from the\n"
            "file's header; Vireo's engine never guesses: a machine's disk format is part of\n"
@@ -205,6 +213,38 @@ cmd_create (int argc, char **argv)
   return 0;
 }
 
+static void
+print_snapshot (const VrDiskSnapshot *sn)
+{
+  g_autofree char *vm_size = size_to_str (sn->vm_state_size);
+  g_autofree char *clock = NULL;
+  char date[64] = "", icount[32] = "";
+  time_t ti = (time_t) sn->date_sec;
+  uint64_t secs = sn->vm_clock_nsec / 1000000000;
+  struct tm tm;
+
+  if (localtime_r (&ti, &tm) != NULL)
+    strftime (date, sizeof date, "%Y-%m-%d %H:%M:%S", &tm);
+  clock = g_strdup_printf ("%02d:%02d:%02d.%03d", (int) (secs / 3600), (int) ((secs / 60) % 60),
+                           (int) (secs % 60), (int) ((sn->vm_clock_nsec / 1000000) % 1000));
+  if (sn->icount != UINT64_MAX)
+    g_snprintf (icount, sizeof icount, "%" G_GINT64_FORMAT, (int64_t) sn->icount);
+  /* The columns of `qemu-img snapshot -l`. */
+  printf ("%-9s %-16s %8s%20s%13s%11s\n", sn->id, sn->name, vm_size, date, clock, icount);
+}
+
+/* Prints the table of `qemu-img snapshot -l` (nothing without snapshots). */
+static void
+print_snapshot_list (GPtrArray *list)
+{
+  if (list == NULL || list->len == 0)
+    return;
+  printf ("Snapshot list:\n");
+  printf ("%-10s%-17s%8s%20s%13s%11s\n", "ID", "TAG", "VM SIZE", "DATE", "VM CLOCK", "ICOUNT");
+  for (guint i = 0; i < list->len; i++)
+    print_snapshot (list->pdata[i]);
+}
+
 static int
 cmd_info (int argc, char **argv)
 {
@@ -307,6 +347,12 @@ cmd_info (int argc, char **argv)
         printf ("\n");
         if (info->has_backing_format)
           printf ("backing file format: %s\n", vr_disk_format_to_string (info->backing_format));
+      }
+    if (info->nb_snapshots > 0)
+      {
+        g_autoptr (GPtrArray) list = vr_disk_snapshot_list (disk, NULL);
+
+        print_snapshot_list (list);
       }
     if (info->format == VR_DISK_FORMAT_QCOW2)
       {
@@ -522,6 +568,134 @@ cmd_convert (int argc, char **argv)
   return 0;
 }
 
+static int
+cmd_snapshot (int argc, char **argv)
+{
+  const char *fmt_name = NULL, *name = NULL;
+  g_autoptr (GError) error = NULL;
+  g_autoptr (VrDisk) disk = NULL;
+  VrDiskFormat fmt;
+  char action = 0;
+  int c;
+
+  optind = 1;
+  while ((c = getopt (argc, argv, "f:lc:a:d:qUh")) != -1)
+    switch (c)
+      {
+      case 'f': fmt_name = optarg; break;
+      case 'q': case 'U': break;
+      case 'l': case 'c': case 'a': case 'd':
+        if (action != 0)
+          return die ("snapshot: use exactly one of -l, -c, -a and -d");
+        action = (char) c;
+        name = optarg;
+        break;
+      case 'h': usage (stdout); return 0;
+      default: usage (stderr); return 1;
+      }
+  if (action == 0)
+    return die ("snapshot: expecting -l, -c NAME, -a NAME or -d NAME");
+  if (optind + 1 != argc)
+    return die ("snapshot: expecting one file name");
+  if (!resolve_format (argv[optind], fmt_name, &fmt, &error))
+    return die ("%s", error->message);
+  disk = vr_disk_open (argv[optind], fmt,
+                       action == 'l' ? VR_DISK_OPEN_READONLY | VR_DISK_OPEN_METADATA_ONLY : 0,
+                       &error);
+  if (disk == NULL)
+    return die ("%s", error->message);
+
+  switch (action)
+    {
+    case 'l':
+      {
+        g_autoptr (GPtrArray) list = vr_disk_snapshot_list (disk, &error);
+
+        if (list == NULL)
+          return die ("%s", error->message);
+        print_snapshot_list (list);
+        return 0;
+      }
+    case 'c':
+      if (!vr_disk_snapshot_create (disk, NULL, name, 0, &error))
+        return die ("Could not create snapshot '%s': %s", name, error->message);
+      break;
+    case 'a':
+      if (!vr_disk_snapshot_apply (disk, name, &error))
+        return die ("Could not apply snapshot '%s': %s", name, error->message);
+      break;
+    default:
+      if (!vr_disk_snapshot_delete (disk, name, &error))
+        return die ("Could not delete snapshot '%s': %s", name, error->message);
+      break;
+    }
+  return 0;
+}
+
+static int
+cmd_resize (int argc, char **argv)
+{
+  static const struct option longopts[] = {
+    { "shrink", no_argument, NULL, 's' },
+    { "help", no_argument, NULL, 'h' },
+    { NULL, 0, NULL, 0 },
+  };
+  const char *fmt_name = NULL, *size_arg;
+  g_autoptr (GError) error = NULL;
+  g_autoptr (VrDisk) disk = NULL;
+  uint64_t size, cur, delta;
+  bool shrink = false, quiet = false;
+  VrDiskFormat fmt;
+  int c;
+
+  /* The size goes first, as in qemu-img: "-1G" must not look like an option. */
+  if (argc < 3)
+    return die ("resize: expecting a file name and a size");
+  size_arg = argv[--argc];
+  optind = 1;
+  while ((c = getopt_long (argc, argv, "f:qh", longopts, NULL)) != -1)
+    switch (c)
+      {
+      case 'f': fmt_name = optarg; break;
+      case 'q': quiet = true; break;
+      case 's': shrink = true; break;
+      case 'h': usage (stdout); return 0;
+      default: usage (stderr); return 1;
+      }
+  if (optind + 1 != argc)
+    return die ("resize: expecting a file name and a size");
+  if (!parse_size (size_arg + (*size_arg == '+' || *size_arg == '-'), &delta))
+    return die ("resize: invalid size “%s” (bytes, or a k, M, G, T, P or E suffix, with an "
+                "optional + or -)", size_arg);
+  if (!resolve_format (argv[optind], fmt_name, &fmt, &error))
+    return die ("%s", error->message);
+  disk = vr_disk_open (argv[optind], fmt, 0, &error);
+  if (disk == NULL)
+    return die ("%s", error->message);
+  cur = vr_disk_get_size (disk);
+  if (*size_arg == '+')
+    {
+      if (delta > UINT64_MAX - cur)
+        return die ("resize: the new size is too large");
+      size = cur + delta;
+    }
+  else if (*size_arg == '-')
+    {
+      if (delta > cur)
+        return die ("resize: the new size would be negative");
+      size = cur - delta;
+    }
+  else
+    size = delta;
+  if (size < cur && !shrink)
+    return die ("Use the --shrink option to perform a shrink operation.");
+  if (!vr_disk_resize (disk, size, shrink, &error))
+    return die ("%s", error->message);
+  if (!quiet)
+    printf ("Image resized.\n");
+  return 0;
+}
+
 int
 main (int argc, char **argv)
 {
@@ -538,6 +712,10 @@ main (int argc, char **argv)
     return cmd_check (argc - 1, argv + 1);
   if (strcmp (argv[1], "convert") == 0)
     return cmd_convert (argc - 1, argv + 1);
+  if (strcmp (argv[1], "snapshot") == 0)
+    return cmd_snapshot (argc - 1, argv + 1);
+  if (strcmp (argv[1], "resize") == 0)
+    return cmd_resize (argc - 1, argv + 1);
   die ("unknown command “%s” (try --help)", argv[1]);
   return 1;
 }

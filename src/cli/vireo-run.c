@@ -42,6 +42,8 @@ typedef struct
   VrMachine *machine;
   int        status;
   bool       done;
+  char      *snapshot_dir;  /* --snapshot-save */
+  unsigned   n_snapshots;
 } Run;
 
 static void
@@ -53,6 +55,30 @@ finish (Run *run,
   run->done = true;
   run->status = status;
   g_main_loop_quit (run->loop);
+}
+
+/* --snapshot-save DIR: the first snapshot goes to DIR, the next ones to DIR-2, DIR-3 … */
+static void
+save_snapshot (Run *run)
+{
+  g_autoptr (GError) error = NULL;
+  g_autofree char *dir = NULL;
+  gint64 t0;
+
+  if (run->snapshot_dir == NULL)
+    {
+      g_printerr ("vireo-run: a snapshot was asked for, but no --snapshot-save was given\n");
+      return;
+    }
+  run->n_snapshots++;
+  dir = run->n_snapshots == 1 ? g_strdup (run->snapshot_dir)
+                              : g_strdup_printf ("%s-%u", run->snapshot_dir, run->n_snapshots);
+  t0 = g_get_monotonic_time ();
+  if (vr_machine_save_snapshot (run->machine, dir, NULL, &error))
+    g_printerr ("vireo-run: snapshot saved to %s in %.1f ms\n", dir,
+                (double) (g_get_monotonic_time () - t0) / 1000.0);
+  else
+    g_printerr ("vireo-run: %s\n", error->message);
 }
 
 static void
@@ -84,10 +110,20 @@ on_event (VrMachine     *machine,
           break;
         }
       break;
+    case VR_EVENT_SNAPSHOT_REQUESTED:
+      save_snapshot (run);
+      break;
     case VR_EVENT_STATE_CHANGED:
     default:
       break;
     }
+}
+
+static gboolean
+on_snapshot_signal (gpointer user_data)
+{
+  save_snapshot (user_data);
+  return G_SOURCE_CONTINUE;
 }
 
 #ifdef HAVE_RUN_WINDOW
@@ -288,11 +324,19 @@ main (int   argc,
 {
   g_autofree char *kernel = NULL, *initrd = NULL, *append = NULL, *memory = NULL;
   g_autofree char *serial = NULL, *cpuid_mask = NULL, *console = NULL, *display = NULL;
+  g_autofree char *snapshot_save = NULL, *restore = NULL;
   g_auto (GStrv) disks = NULL, nets = NULL;
+  gboolean prefault = FALSE;
   int cpus = 1, timeout = 0;
   gboolean no_reboot = FALSE, rng = FALSE, input = FALSE;
   bool show_window = false;
   const GOptionEntry entries[] = {
+    { "snapshot-save", 0, 0, G_OPTION_ARG_FILENAME, &snapshot_save,
+      "Save a snapshot to DIR (then DIR-2 …) when the guest asks or on SIGHUP", "DIR" },
+    { "restore", 0, 0, G_OPTION_ARG_FILENAME, &restore,
+      "Resume from the snapshot in DIR instead of booting (same options as when saved)", "DIR" },
+    { "prefault", 0, 0, G_OPTION_ARG_NONE, &prefault,
+      "With --restore: read the whole memory file in the background", NULL },
     { "kernel", 'k', 0, G_OPTION_ARG_FILENAME, &kernel,
       "Kernel to boot: a Linux bzImage, a PVH ELF or a Multiboot kernel", "FILE" },
     { "initrd", 'i', 0, G_OPTION_ARG_FILENAME, &initrd, "Initial ramdisk (or module)", "FILE" },
@@ -333,7 +377,7 @@ main (int   argc,
 #endif
   VrMachineConfig config;
   Run run = { 0 };
-  guint sigint, sigterm, sigusr2, timer = 0;
+  guint sigint, sigterm, sigusr2, sighup, timer = 0;
 
   setlocale (LC_ALL, "");
 
@@ -445,6 +489,8 @@ main (int   argc,
   sigint = g_unix_signal_add (SIGINT, on_signal, &run);
   sigterm = g_unix_signal_add (SIGTERM, on_signal, &run);
   sigusr2 = g_unix_signal_add (SIGUSR2, on_dump_signal, &run);
+  sighup = g_unix_signal_add (SIGHUP, on_snapshot_signal, &run);
+  run.snapshot_dir = snapshot_save;
   signal (SIGPIPE, SIG_IGN);
 
   /* GTK is only initialised for a window: the headless path never touches the display. */
@@ -476,7 +522,21 @@ main (int   argc,
   if (vr_machine_get_console_pty (run.machine))
     g_printerr ("vireo-run: console on %s\n", vr_machine_get_console_pty (run.machine));
 
-  if (!vr_machine_start (run.machine, &error))
+  if (restore)
+    {
+      gint64 t0 = g_get_monotonic_time ();
+
+      if (vr_machine_restore_snapshot (run.machine, restore,
+                                       prefault ? VR_RESTORE_PREFAULT : 0, &error))
+        {
+          g_printerr ("vireo-run: restored %s in %.2f ms\n", restore,
+                      (double) (g_get_monotonic_time () - t0) / 1000.0);
+          /* A disk-only snapshot: the machine boots from the reverted disks. */
+          if (vr_machine_get_state (run.machine) == VR_STATE_STOPPED)
+            vr_machine_start (run.machine, &error);
+        }
+    }
+  if (restore ? error != NULL : !vr_machine_start (run.machine, &error))
     {
       g_printerr ("vireo-run: %s\n", error->message);
       run.status = EXIT_ENGINE_ERROR;
@@ -493,6 +553,7 @@ main (int   argc,
   g_source_remove (sigint);
   g_source_remove (sigterm);
   g_source_remove (sigusr2);
+  g_source_remove (sighup);
 #ifdef HAVE_RUN_WINDOW
   if (window != NULL)
     {

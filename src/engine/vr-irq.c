@@ -374,3 +374,43 @@ vr_irq_pulse (VrIrqChip *chip,
   vr_irq_set_level (chip, gsi, true);
   vr_irq_set_level (chip, gsi, false);
 }
+
+/* Lock held for reading. Is @gsi level-triggered where the guest takes it from? */
+static bool
+line_is_level (VrIrqChip *chip,
+               unsigned   gsi)
+{
+  struct kvm_irqchip ioapic = { .chip_id = KVM_IRQCHIP_IOAPIC };
+  struct kvm_irqchip pic = { .chip_id = gsi < 8 ? KVM_IRQCHIP_PIC_MASTER : KVM_IRQCHIP_PIC_SLAVE };
+  unsigned pin = gsi == 0 ? 2 : gsi;
+  bool level, masked;
+
+  if (ioctl (chip->vm_fd, KVM_GET_IRQCHIP, &ioapic) < 0)
+    return true;   /* cannot tell: raise it, as vr_irq_set_level() would */
+  level = ioapic.chip.ioapic.redirtbl[pin].fields.trig_mode != 0;
+  masked = ioapic.chip.ioapic.redirtbl[pin].fields.mask != 0;
+  /* An ISA line the guest takes through the PICs: their ELCR says. */
+  if (masked && gsi < 16 && ioctl (chip->vm_fd, KVM_GET_IRQCHIP, &pic) == 0)
+    level = pic.chip.pic.elcr & (1u << (gsi & 7));
+  return level;
+}
+
+void
+vr_irq_restore_level (VrIrqChip *chip,
+                      unsigned   gsi,
+                      bool       level)
+{
+  struct kvm_irq_level irq = { .irq = gsi, .level = 1 };
+
+  g_return_if_fail (chip != NULL);
+  g_return_if_fail (gsi < VR_IRQ_NUM_GSI);
+
+  /* A fresh VM's lines are low: only a high one needs telling. */
+  if (!level)
+    return;
+  g_rw_lock_reader_lock (&chip->lock);
+  if (chip->vm_fd >= 0 && line_is_level (chip, gsi)
+      && ioctl (chip->vm_fd, KVM_IRQ_LINE, &irq) < 0)
+    g_debug ("KVM_IRQ_LINE %u: %s", gsi, g_strerror (errno));
+  g_rw_lock_reader_unlock (&chip->lock);
+}

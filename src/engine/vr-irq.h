@@ -37,6 +37,18 @@ void       vr_irq_set_level    (VrIrqChip *chip,
 /* Edge: raise then lower. */
 void       vr_irq_pulse        (VrIrqChip *chip,
                                 unsigned   gsi);
+/*
+ * Snapshot restore: a device re-asserts its line at its saved level, after the VM's irqchip
+ * state (PIC and IOAPIC) was restored and while the line is low in the fresh VM. A level-
+ * triggered pin is raised as with vr_irq_set_level(). An edge-triggered one is left as it is:
+ * the restored state already holds its pending edge (IOAPIC IRR, PIC IRR/last IRR), and
+ * raising it again would deliver a second, spurious interrupt for an edge the guest has seen.
+ * (The device's next lowering and raising then make a new edge, as they should.) The trigger
+ * mode is the IOAPIC pin's, or the PIC's ELCR when the guest masked the IOAPIC pin.
+ */
+void       vr_irq_restore_level (VrIrqChip *chip,
+                                 unsigned   gsi,
+                                 bool       level);
 
 /*
  * MSI routes: a GSI above the IOAPIC's whose KVM routing entry is an MSI message, raised

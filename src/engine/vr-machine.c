@@ -20,6 +20,7 @@
 #include "net/vr-net.h"
 #include "virtio/virtio.h"
 #include <linux/input-event-codes.h>
+#include "snapshot/vr-snapshot.h"
 #include "vr-acpi.h"
 #include "vr-bus.h"
 #include "vr-chardev.h"
@@ -83,6 +84,7 @@ struct _VrMachine
   VrIoThread   *iothread;
   VrChardev    *serial_chr;
   GPtrArray    *devices;        /* VrDevice *, destroyed in reverse order */
+  GPtrArray    *disks;          /* VrDisk *, config.disks order (owned by their devices) */
   VrDevice     *acpi_pm;
   VrDevice     *pci_host;
   VrDevice     *keyboard;       /* virtio-input, NULL without config.input */
@@ -114,11 +116,14 @@ struct _VrMachine
   gpointer         event_data;
   GDestroyNotify   event_destroy;
   gint             disposed;    /* atomic: vr_machine_free() was called */
+  gint             snapshot_generation; /* atomic: moves at every snapshot save/restore */
 };
 
 G_DEFINE_QUARK (vr-error-quark, vr_error)
 
 static void machine_unref (VrMachine *self);
+static void snapshot_port_io (void *opaque, uint64_t offset, uint8_t *data, uint32_t len,
+                              bool is_write);
 
 /* ---- configuration ---------------------------------------------------------------------- */
 
@@ -342,9 +347,21 @@ vcpu_wait_for_command (void   *opaque,
   VrMachine *self = opaque;
   VrVcpuCommand cmd = VR_VCPU_RUN;
 
+  bool settled = false;
+
   g_mutex_lock (&self->lock);
   while (self->pause && !self->quit && self->request == REQUEST_NONE)
     {
+      if (!settled)
+        {
+          /* Finish the instruction of the last exit, so that a parked vCPU's state is
+           * complete (a snapshot may read it). */
+          g_mutex_unlock (&self->lock);
+          vr_vcpu_settle (vcpu);
+          g_mutex_lock (&self->lock);
+          settled = true;
+          continue;
+        }
       self->parked++;
       g_cond_broadcast (&self->cond);
       g_cond_wait (&self->cond, &self->lock);
@@ -514,9 +531,11 @@ vm_ioctl (VrMachine   *self,
   return true;
 }
 
-/* Creates the VM and its vCPUs, resets the devices and loads the kernel. @control held. */
+/* Creates the VM and its vCPUs, resets the devices and loads the kernel (unless @restoring:
+ * a snapshot then supplies RAM and every register). @control held. */
 static bool
 create_vm (VrMachine  *self,
+           bool        restoring,
            GError    **error)
 {
   struct kvm_pit_config pit = { .flags = KVM_PIT_SPEAKER_DUMMY };
@@ -561,6 +580,8 @@ create_vm (VrMachine  *self,
 
   for (guint i = 0; i < self->devices->len; i++)
     vr_device_reset (g_ptr_array_index (self->devices, i));
+  if (restoring)
+    return true;
 
   vr_memory_write (self->memory, VR_ACPI_TABLES_ADDR,
                    g_bytes_get_data (self->acpi_tables, NULL),
@@ -585,8 +606,10 @@ fail:
   return false;
 }
 
+/* Starts the vCPU threads; with @paused they park before running any guest code. */
 static void
-start_vcpus (VrMachine *self)
+start_vcpus (VrMachine *self,
+             bool       paused)
 {
   VrVcpuHost host = {
     .pio = self->pio,
@@ -598,7 +621,7 @@ start_vcpus (VrMachine *self)
 
   g_mutex_lock (&self->lock);
   self->quit = false;
-  self->pause = false;
+  self->pause = paused;
   self->parked = 0;
   self->active = self->config.cpus;
   g_mutex_unlock (&self->lock);
@@ -645,7 +668,7 @@ boot (VrMachine  *self,
   destroy_vm (self);
   if (cold)
     vr_memory_discard (self->memory);
-  if (!create_vm (self, error))
+  if (!create_vm (self, false, error))
     return false;
 
   g_mutex_lock (&self->lock);
@@ -655,7 +678,7 @@ boot (VrMachine  *self,
   self->exit_status = 0;
   g_mutex_unlock (&self->lock);
 
-  start_vcpus (self);
+  start_vcpus (self, false);
   return true;
 }
 
@@ -947,6 +970,7 @@ create_virtio_devices (VrMachine  *self,
         }
       if (!add_device (self, vr_virtio_blk_new (&host, disk, dc->serial, error)))
         return false;
+      g_ptr_array_add (self->disks, disk);
     }
   for (unsigned i = 0; self->config.nics && self->config.nics[i]; i++)
     {
@@ -1074,6 +1098,9 @@ create_devices (VrMachine  *self,
 
   if (!create_virtio_devices (self, error) || !create_display (self, error))
     return false;
+  if (!vr_bus_register (self->pio, VR_SNAPSHOT_PORT, 1, snapshot_port_io, self, "snapshot",
+                        error))
+    return false;
 
   vr_fw_cfg_add_item (fw_cfg, 0x03, &ram, sizeof ram);    /* FW_CFG_RAM_SIZE */
   vr_fw_cfg_add_item (fw_cfg, 0x05, &cpus, sizeof cpus);  /* FW_CFG_NB_CPUS */
@@ -1111,6 +1138,7 @@ vr_machine_new (const VrMachineConfig  *config,
   g_cond_init (&self->cond);
   self->state = VR_STATE_CREATED;
   self->devices = g_ptr_array_new ();
+  self->disks = g_ptr_array_new ();
   self->pio = vr_bus_new ("port I/O");
   self->mmio = vr_bus_new ("MMIO");
   self->irq = vr_irqchip_new ();
@@ -1359,13 +1387,11 @@ vr_machine_get_vcpu_times (VrMachine *self,
 uint64_t
 vr_machine_get_memory_used (VrMachine *self)
 {
-  struct stat st;
-
   g_return_val_if_fail (self != NULL, 0);
 
-  if (self->memory == NULL || fstat (vr_memory_get_fd (self->memory), &st) < 0)
+  if (self->memory == NULL)
     return 0;
-  return (uint64_t) st.st_blocks * 512;
+  return vr_memory_get_used (self->memory);
 }
 
 char *
@@ -1396,6 +1422,796 @@ vr_machine_dump_cpus (VrMachine *self)
   return g_string_free (s, FALSE);
 }
 
+/* ---- snapshots ---------------------------------------------------------------------------- */
+
+/*
+ * Save and restore run on the I/O thread, under @control: no device handler that lives there
+ * (ioeventfd kicks, backends, timers, guest requests) runs meanwhile, and a guest request
+ * queued there waits for the snapshot instead of deadlocking with it.
+ */
+
+typedef struct
+{
+  VrMachine      *self;
+  const char     *dir;
+  const char     *disk_id;
+  VrRestoreFlags  flags;
+  bool          (*func) (VrMachine *self, gpointer call, GError **error);
+  bool            ok;
+  GError         *error;
+  GMutex          lock;
+  GCond           cond;
+  bool            done;
+} SnapshotCall;
+
+static gboolean
+snapshot_call_run (gpointer data)
+{
+  SnapshotCall *call = data;
+  bool ok;
+
+  g_mutex_lock (&call->self->control);
+  ok = call->func (call->self, call, &call->error);
+  g_mutex_unlock (&call->self->control);
+
+  g_mutex_lock (&call->lock);
+  call->ok = ok;
+  call->done = true;
+  g_cond_signal (&call->cond);
+  g_mutex_unlock (&call->lock);
+  return G_SOURCE_REMOVE;
+}
+
+static bool
+run_snapshot_call (SnapshotCall  *call,
+                   GError       **error)
+{
+  GMainContext *io = vr_iothread_get_context (call->self->iothread);
+
+  g_mutex_init (&call->lock);
+  g_cond_init (&call->cond);
+  if (g_main_context_is_owner (io))
+    snapshot_call_run (call);
+  else
+    {
+      g_autoptr (GSource) source = g_idle_source_new ();
+
+      g_source_set_priority (source, G_PRIORITY_HIGH);
+      g_source_set_callback (source, snapshot_call_run, call, NULL);
+      g_source_set_static_name (source, "[vireo] snapshot");
+      g_source_attach (source, io);
+      g_mutex_lock (&call->lock);
+      while (!call->done)
+        g_cond_wait (&call->cond, &call->lock);
+      g_mutex_unlock (&call->lock);
+    }
+  g_mutex_clear (&call->lock);
+  g_cond_clear (&call->cond);
+  if (!call->ok)
+    g_propagate_error (error, call->error);
+  return call->ok;
+}
+
+/* What a snapshot must match: memory, vCPUs, devices in order, disks. */
+static char *
+machine_layout (VrMachine *self)
+{
+  GString *s = g_string_new ("layout 1");
+
+  g_string_append_printf (s, "; memory %" G_GUINT64_FORMAT " MiB; %u vCPUs; devices",
+                          self->config.memory >> 20, self->config.cpus);
+  for (guint i = 0; i < self->devices->len; i++)
+    {
+      VrDevice *dev = g_ptr_array_index (self->devices, i);
+
+      g_string_append_printf (s, "%s %s", i ? "," : "", dev->ops->name);
+    }
+  for (guint i = 0; i < self->disks->len; i++)
+    g_string_append_printf (s, "; disk %u %s%s", i,
+                            vr_disk_format_to_string (vr_disk_get_format (
+                              g_ptr_array_index (self->disks, i))),
+                            vr_disk_is_readonly (g_ptr_array_index (self->disks, i))
+                              ? " read-only" : "");
+  return g_string_free (s, FALSE);
+}
+
+/* Parks every vCPU (settled at an instruction boundary). @control held. */
+static void
+park_vcpus (VrMachine *self)
+{
+  g_mutex_lock (&self->lock);
+  self->pause = true;
+  for (unsigned i = 0; i < self->config.cpus; i++)
+    vr_vcpu_kick (self->vcpus[i]);
+  while (self->parked < self->active)
+    g_cond_wait (&self->cond, &self->lock);
+  g_mutex_unlock (&self->lock);
+}
+
+static void
+unpark_vcpus (VrMachine *self)
+{
+  g_mutex_lock (&self->lock);
+  self->pause = false;
+  g_cond_broadcast (&self->cond);
+  g_mutex_unlock (&self->lock);
+}
+
+static void
+quiesce_devices (VrMachine *self)
+{
+  for (guint i = 0; i < self->devices->len; i++)
+    {
+      VrDevice *dev = g_ptr_array_index (self->devices, i);
+
+      if (dev->ops->quiesce)
+        dev->ops->quiesce (dev);
+    }
+}
+
+static void
+resume_devices (VrMachine *self)
+{
+  for (guint i = 0; i < self->devices->len; i++)
+    {
+      VrDevice *dev = g_ptr_array_index (self->devices, i);
+
+      if (dev->ops->resume)
+        dev->ops->resume (dev);
+    }
+}
+
+static bool
+kvm_vm_get (VrMachine     *self,
+            unsigned long  request,
+            void          *arg,
+            const char    *what,
+            GError       **error)
+{
+  if (ioctl (self->vm_fd, request, arg) >= 0)
+    return true;
+  g_set_error (error, VR_ERROR, VR_ERROR_FAILED, "KVM cannot %s: %s", what, g_strerror (errno));
+  return false;
+}
+
+static GVariant *
+bytes_v (const void *data,
+         size_t      len)
+{
+  return g_variant_new_fixed_array (G_VARIANT_TYPE_BYTE, data, len, 1);
+}
+
+/* The VM-wide state: the PICs and the IOAPIC, the PIT, the KVM clock. */
+static GVariant *
+save_vm_state (VrMachine  *self,
+               uint64_t   *clock_ns,
+               GError    **error)
+{
+  g_auto (GVariantBuilder) b = G_VARIANT_BUILDER_INIT (G_VARIANT_TYPE_VARDICT);
+  static const char *const chips[] = { "pic-master", "pic-slave", "ioapic" };
+  struct kvm_pit_state2 pit;
+  struct kvm_clock_data clock = { 0 };
+
+  for (unsigned i = 0; i < G_N_ELEMENTS (chips); i++)
+    {
+      struct kvm_irqchip chip = { .chip_id = i };
+
+      if (!kvm_vm_get (self, KVM_GET_IRQCHIP, &chip, "read the interrupt controllers", error))
+        return NULL;
+      g_variant_builder_add (&b, "{sv}", chips[i], bytes_v (&chip, sizeof chip));
+    }
+  if (!kvm_vm_get (self, KVM_GET_PIT2, &pit, "read the PIT", error)
+      || !kvm_vm_get (self, KVM_GET_CLOCK, &clock, "read the clock", error))
+    return NULL;
+  g_variant_builder_add (&b, "{sv}", "pit", bytes_v (&pit, sizeof pit));
+  g_variant_builder_add (&b, "{sv}", "clock", g_variant_new_uint64 (clock.clock));
+  *clock_ns = clock.clock;
+  return g_variant_builder_end (&b);
+}
+
+static bool
+lookup_vm_bytes (GVariant   *dict,
+                 const char *key,
+                 void       *out,
+                 size_t      size,
+                 GError    **error)
+{
+  g_autoptr (GVariant) v = g_variant_lookup_value (dict, key, G_VARIANT_TYPE_BYTESTRING);
+  gsize len = 0;
+  const void *data = v ? g_variant_get_fixed_array (v, &len, 1) : NULL;
+
+  if (data == NULL || len != size)
+    {
+      g_set_error (error, VR_ERROR, VR_ERROR_BAD_SNAPSHOT,
+                   "The snapshot has no valid state for the %s", key);
+      return false;
+    }
+  memcpy (out, data, size);
+  return true;
+}
+
+static bool
+load_vm_state (VrMachine  *self,
+               GVariant   *vm,
+               GError    **error)
+{
+  static const char *const chips[] = { "pic-master", "pic-slave", "ioapic" };
+  struct kvm_pit_state2 pit;
+  struct kvm_clock_data clock = { 0 };
+  guint64 clock_ns;
+
+  if (!g_variant_lookup (vm, "clock", "t", &clock_ns))
+    {
+      g_set_error (error, VR_ERROR, VR_ERROR_BAD_SNAPSHOT, "The snapshot has no clock");
+      return false;
+    }
+  clock.clock = clock_ns;
+  for (unsigned i = 0; i < G_N_ELEMENTS (chips); i++)
+    {
+      struct kvm_irqchip chip;
+
+      if (!lookup_vm_bytes (vm, chips[i], &chip, sizeof chip, error))
+        return false;
+      if (chip.chip_id != i)
+        {
+          g_set_error (error, VR_ERROR, VR_ERROR_BAD_SNAPSHOT,
+                       "The snapshot's %s state is for another chip", chips[i]);
+          return false;
+        }
+      if (!kvm_vm_get (self, KVM_SET_IRQCHIP, &chip, "restore the interrupt controllers",
+                       error))
+        return false;
+    }
+  return lookup_vm_bytes (vm, "pit", &pit, sizeof pit, error)
+         && kvm_vm_get (self, KVM_SET_PIT2, &pit, "restore the PIT", error)
+         && kvm_vm_get (self, KVM_SET_CLOCK, &clock, "restore the clock", error);
+}
+
+static GVariant *
+save_devices (VrMachine *self)
+{
+  g_auto (GVariantBuilder) b = G_VARIANT_BUILDER_INIT (G_VARIANT_TYPE ("a(smv)"));
+
+  for (guint i = 0; i < self->devices->len; i++)
+    {
+      VrDevice *dev = g_ptr_array_index (self->devices, i);
+      g_autoptr (GVariant) state = dev->ops->save ? dev->ops->save (dev) : NULL;
+
+      if (state)
+        g_variant_ref_sink (state);
+      g_variant_builder_add (&b, "(smv)", dev->ops->name, state);
+    }
+  return g_variant_builder_end (&b);
+}
+
+static bool
+load_devices (VrMachine  *self,
+              GVariant   *devices,
+              GError    **error)
+{
+  if (g_variant_n_children (devices) != self->devices->len)
+    {
+      g_set_error (error, VR_ERROR, VR_ERROR_BAD_SNAPSHOT,
+                   "The snapshot has %" G_GSIZE_FORMAT " devices, the machine %u",
+                   g_variant_n_children (devices), self->devices->len);
+      return false;
+    }
+  for (guint i = 0; i < self->devices->len; i++)
+    {
+      VrDevice *dev = g_ptr_array_index (self->devices, i);
+      g_autoptr (GVariant) state = NULL;
+      const char *name;
+
+      g_variant_get_child (devices, i, "(&smv)", &name, &state);
+      if (!g_str_equal (name, dev->ops->name))
+        {
+          g_set_error (error, VR_ERROR, VR_ERROR_BAD_SNAPSHOT,
+                       "The snapshot's device %u is a %s, the machine's a %s", i, name,
+                       dev->ops->name);
+          return false;
+        }
+      if (state && dev->ops->load && !dev->ops->load (dev, state, error))
+        {
+          g_prefix_error (error, "Cannot restore the %s: ", dev->ops->name);
+          return false;
+        }
+    }
+  return true;
+}
+
+/* Checks that every writable disk can take an internal snapshot. */
+static bool
+check_disks_snapshottable (VrMachine  *self,
+                           GError    **error)
+{
+  for (guint i = 0; i < self->disks->len; i++)
+    {
+      VrDisk *disk = g_ptr_array_index (self->disks, i);
+
+      if (vr_disk_is_readonly (disk) || vr_disk_get_format (disk) == VR_DISK_FORMAT_QCOW2)
+        continue;
+      g_set_error (error, VR_ERROR, VR_ERROR_INVALID_CONFIG,
+                   "The disk “%s” is a %s image, which cannot hold snapshots: convert it to "
+                   "qcow2 or put a qcow2 overlay on it first", vr_disk_get_filename (disk),
+                   vr_disk_format_to_string (vr_disk_get_format (disk)));
+      return false;
+    }
+  return true;
+}
+
+static bool
+snapshot_disks (VrMachine   *self,
+                const char  *id,
+                uint64_t     clock_ns,
+                GError     **error)
+{
+  for (guint i = 0; i < self->disks->len; i++)
+    {
+      VrDisk *disk = g_ptr_array_index (self->disks, i);
+
+      if (vr_disk_is_readonly (disk))
+        continue;
+      if (!vr_disk_flush (disk, error)
+          || !vr_disk_snapshot_create (disk, id, id, clock_ns, error))
+        {
+          g_prefix_error (error, "Cannot snapshot the disk “%s”: ", vr_disk_get_filename (disk));
+          /* Take back the disk snapshots already made. */
+          for (guint j = 0; j < i; j++)
+            if (!vr_disk_is_readonly (g_ptr_array_index (self->disks, j)))
+              vr_disk_snapshot_delete (g_ptr_array_index (self->disks, j), id, NULL);
+          return false;
+        }
+    }
+  return true;
+}
+
+static bool
+do_save_snapshot (VrMachine  *self,
+                  gpointer    data,
+                  GError    **error)
+{
+  SnapshotCall *call = data;
+  g_autofree char *id = call->disk_id ? g_strdup (call->disk_id) : g_path_get_basename (call->dir);
+  g_autofree char *tmp = NULL;
+  g_autofree char *layout = machine_layout (self);
+  g_auto (GVariantBuilder) b = G_VARIANT_BUILDER_INIT (G_VARIANT_TYPE_VARDICT);
+  g_autoptr (GVariant) payload = NULL;
+  bool live = self->state == VR_STATE_RUNNING || self->state == VR_STATE_PAUSED;
+  bool was_running = self->state == VR_STATE_RUNNING;
+  bool disks_done = false, ok = false;
+  uint8_t ram_id[VR_SNAPSHOT_ID_SIZE];
+  uint64_t clock_ns = 0;
+  int dir_fd = -1;
+
+  if (!check_disks_snapshottable (self, error))
+    return false;
+  tmp = vr_snapshot_make_temp_dir (call->dir, error);
+  if (tmp == NULL)
+    return false;
+  dir_fd = open (tmp, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dir_fd < 0)
+    {
+      g_set_error (error, VR_ERROR, VR_ERROR_IO, "Cannot open “%s”: %s", tmp,
+                   g_strerror (errno));
+      goto out;
+    }
+
+  g_variant_builder_add (&b, "{sv}", "engine-version", g_variant_new_string (PACKAGE_VERSION));
+  g_variant_builder_add (&b, "{sv}", "layout", g_variant_new_string (layout));
+  g_variant_builder_add (&b, "{sv}", "created",
+                         g_variant_new_int64 (g_get_real_time () / G_USEC_PER_SEC));
+  g_variant_builder_add (&b, "{sv}", "disk-snapshot", g_variant_new_string (id));
+  g_variant_builder_add (&b, "{sv}", "memory", g_variant_new_boolean (live));
+
+  if (live)
+    {
+      g_autoptr (GVariant) vm = NULL;
+      GVariantBuilder cpus;
+      int ram_fd;
+
+      if (was_running)
+        park_vcpus (self);
+      quiesce_devices (self);
+
+      vm = save_vm_state (self, &clock_ns, error);
+      if (vm == NULL)
+        goto out;
+      g_variant_builder_add (&b, "{sv}", "vm", g_steal_pointer (&vm));
+      g_variant_builder_init (&cpus, G_VARIANT_TYPE ("av"));
+      for (unsigned i = 0; i < self->config.cpus; i++)
+        {
+          GVariant *cpu = vr_vcpu_save_state (self->vcpus[i], self->kvm_fd, error);
+
+          if (cpu == NULL)
+            {
+              g_variant_builder_clear (&cpus);
+              goto out;
+            }
+          g_variant_builder_add (&cpus, "v", cpu);
+        }
+      g_variant_builder_add (&b, "{sv}", "vcpus", g_variant_builder_end (&cpus));
+      g_variant_builder_add (&b, "{sv}", "devices", save_devices (self));
+
+      for (unsigned i = 0; i < sizeof ram_id; i += 4)
+        {
+          guint32 r = g_random_int ();
+          memcpy (ram_id + i, &r, 4);
+        }
+      g_variant_builder_add (&b, "{sv}", "ram-id", bytes_v (ram_id, sizeof ram_id));
+      g_variant_builder_add (&b, "{sv}", "ram-size",
+                             g_variant_new_uint64 (vr_memory_get_size (self->memory)));
+
+      ram_fd = openat (dir_fd, "ram", O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+      if (ram_fd < 0)
+        {
+          g_set_error (error, VR_ERROR, VR_ERROR_IO, "Cannot create the memory file: %s",
+                       g_strerror (errno));
+          goto out;
+        }
+      ok = vr_snapshot_write_ram_header (ram_fd, vr_memory_get_size (self->memory), ram_id,
+                                         error)
+           && vr_memory_save (self->memory, ram_fd, VR_SNAPSHOT_RAM_OFFSET, error)
+           && vr_snapshot_fsync (ram_fd, "the snapshot's memory", error);
+      close (ram_fd);
+      if (!ok)
+        goto out;
+      ok = false;
+    }
+
+  payload = g_variant_ref_sink (g_variant_builder_end (&b));
+  if (!vr_snapshot_write_state (dir_fd, "state", payload, error))
+    goto out;
+  if (!snapshot_disks (self, id, clock_ns, error))
+    goto out;
+  disks_done = true;
+  if (!vr_snapshot_commit_dir (tmp, call->dir, error))
+    goto out;
+  ok = true;
+
+out:
+  if (dir_fd >= 0)
+    close (dir_fd);
+  if (!ok)
+    {
+      if (disks_done)
+        for (guint i = 0; i < self->disks->len; i++)
+          if (!vr_disk_is_readonly (g_ptr_array_index (self->disks, i)))
+            vr_disk_snapshot_delete (g_ptr_array_index (self->disks, i), id, NULL);
+      vr_snapshot_remove_dir (tmp);
+    }
+  if (live)
+    {
+      resume_devices (self);
+      g_atomic_int_inc (&self->snapshot_generation);
+      if (was_running)
+        unpark_vcpus (self);
+    }
+  return ok;
+}
+
+bool
+vr_machine_save_snapshot (VrMachine   *self,
+                          const char  *dir,
+                          const char  *disk_id,
+                          GError     **error)
+{
+  SnapshotCall call = { .self = self, .dir = dir, .disk_id = disk_id, .func = do_save_snapshot };
+
+  g_return_val_if_fail (self != NULL && dir != NULL, false);
+  if (g_file_test (dir, G_FILE_TEST_EXISTS))
+    {
+      g_set_error (error, VR_ERROR, VR_ERROR_IO, "The snapshot “%s” exists already", dir);
+      return false;
+    }
+  return run_snapshot_call (&call, error);
+}
+
+/* Everything a restore needs, read and checked before the machine is touched. */
+typedef struct
+{
+  GVariant *state;
+  GVariant *vm;
+  GVariant *vcpus;
+  GVariant *devices;
+  char     *disk_id;
+  bool      memory;
+  int       ram_fd;
+} Restore;
+
+static void
+restore_clear (Restore *r)
+{
+  g_clear_pointer (&r->state, g_variant_unref);
+  g_clear_pointer (&r->vm, g_variant_unref);
+  g_clear_pointer (&r->vcpus, g_variant_unref);
+  g_clear_pointer (&r->devices, g_variant_unref);
+  g_clear_pointer (&r->disk_id, g_free);
+  if (r->ram_fd >= 0)
+    close (r->ram_fd);
+  r->ram_fd = -1;
+}
+
+static bool
+bad_snapshot (GError    **error,
+              const char *dir,
+              const char *what)
+{
+  g_set_error (error, VR_ERROR, VR_ERROR_BAD_SNAPSHOT, "The snapshot “%s” is damaged: %s", dir,
+               what);
+  return false;
+}
+
+static bool
+read_snapshot (VrMachine   *self,
+               const char  *dir,
+               Restore     *r,
+               GError     **error)
+{
+  g_autofree char *state_path = g_build_filename (dir, "state", NULL);
+  g_autofree char *ram_path = g_build_filename (dir, "ram", NULL);
+  g_autofree char *layout = machine_layout (self);
+  g_autoptr (GVariant) ram_id = NULL;
+  const char *saved_layout, *disk_id;
+  gboolean memory;
+
+  r->state = vr_snapshot_read_state (state_path, error);
+  if (r->state == NULL)
+    return false;
+  if (!g_variant_lookup (r->state, "layout", "&s", &saved_layout)
+      || !g_variant_lookup (r->state, "memory", "b", &memory)
+      || !g_variant_lookup (r->state, "disk-snapshot", "&s", &disk_id))
+    return bad_snapshot (error, dir, "its header is incomplete");
+  if (!g_str_equal (saved_layout, layout))
+    {
+      g_set_error (error, VR_ERROR, VR_ERROR_BAD_SNAPSHOT,
+                   "The snapshot “%s” was taken of a machine built differently (%s), not of "
+                   "this one (%s)", dir, saved_layout, layout);
+      return false;
+    }
+  r->memory = memory;
+  r->disk_id = g_strdup (disk_id);
+
+  for (guint i = 0; i < self->disks->len; i++)
+    {
+      VrDisk *disk = g_ptr_array_index (self->disks, i);
+      g_autoptr (GPtrArray) snaps = NULL;
+      bool found = false;
+
+      if (vr_disk_is_readonly (disk))
+        continue;
+      snaps = vr_disk_snapshot_list (disk, error);
+      if (snaps == NULL)
+        return false;
+      for (guint j = 0; j < snaps->len && !found; j++)
+        found = g_strcmp0 (((VrDiskSnapshot *) g_ptr_array_index (snaps, j))->id, disk_id) == 0;
+      if (!found)
+        {
+          g_set_error (error, VR_ERROR, VR_ERROR_BAD_SNAPSHOT,
+                       "The disk “%s” has no snapshot “%s”: it was changed outside Vireo",
+                       vr_disk_get_filename (disk), disk_id);
+          return false;
+        }
+    }
+
+  if (!memory)
+    return true;
+
+  r->vm = g_variant_lookup_value (r->state, "vm", G_VARIANT_TYPE_VARDICT);
+  r->vcpus = g_variant_lookup_value (r->state, "vcpus", G_VARIANT_TYPE ("av"));
+  r->devices = g_variant_lookup_value (r->state, "devices", G_VARIANT_TYPE ("a(smv)"));
+  ram_id = g_variant_lookup_value (r->state, "ram-id", G_VARIANT_TYPE_BYTESTRING);
+  if (r->vm == NULL || r->vcpus == NULL || r->devices == NULL || ram_id == NULL
+      || g_variant_n_children (ram_id) != VR_SNAPSHOT_ID_SIZE)
+    return bad_snapshot (error, dir, "parts of the machine state are missing");
+  if (g_variant_n_children (r->vcpus) != self->config.cpus)
+    return bad_snapshot (error, dir, "it has the wrong number of vCPUs");
+
+  r->ram_fd = open (ram_path, O_RDONLY | O_CLOEXEC);
+  if (r->ram_fd < 0)
+    {
+      g_set_error (error, VR_ERROR, VR_ERROR_BAD_SNAPSHOT,
+                   "The snapshot's memory file “%s” cannot be opened: %s", ram_path,
+                   g_strerror (errno));
+      return false;
+    }
+  return vr_snapshot_check_ram_header (r->ram_fd, ram_path, vr_memory_get_size (self->memory),
+                                       g_variant_get_data (ram_id), error);
+}
+
+static bool
+do_restore_snapshot (VrMachine  *self,
+                     gpointer    data,
+                     GError    **error)
+{
+  SnapshotCall *call = data;
+  Restore r = { .ram_fd = -1 };
+  bool live = self->state == VR_STATE_RUNNING || self->state == VR_STATE_PAUSED;
+  bool ok = false;
+
+  if (!read_snapshot (self, call->dir, &r, error))
+    goto out;
+
+  /* From here on the machine is changed: a failure leaves it stopped. A live machine keeps
+   * its KVM VM and vCPU threads (parked): every piece of their state is put back below, and
+   * creating a VM costs more than the rest of a restore (memory slots, irqchip). */
+  if (live)
+    {
+      if (self->state == VR_STATE_RUNNING)
+        park_vcpus (self);
+      quiesce_devices (self);
+      if (!r.memory)
+        {
+          stop_vcpus (self);
+          destroy_vm (self);
+        }
+    }
+
+  for (guint i = 0; i < self->disks->len; i++)
+    {
+      VrDisk *disk = g_ptr_array_index (self->disks, i);
+
+      if (!vr_disk_is_readonly (disk) && !vr_disk_snapshot_apply (disk, r.disk_id, error))
+        {
+          g_prefix_error (error, "Cannot revert the disk “%s”: ", vr_disk_get_filename (disk));
+          goto fail;
+        }
+    }
+
+  if (!r.memory)
+    {
+      vr_memory_discard (self->memory);
+      for (guint i = 0; i < self->devices->len; i++)
+        vr_device_reset (g_ptr_array_index (self->devices, i));
+      g_mutex_lock (&self->lock);
+      self->state = VR_STATE_STOPPED;
+      self->stop_reason = VR_STOP_REQUESTED;
+      self->request = REQUEST_NONE;
+      g_mutex_unlock (&self->lock);
+      if (live)
+        {
+          emit_event (self, VR_EVENT_STATE_CHANGED, NULL);
+          emit_event (self, VR_EVENT_POWERED_OFF, NULL);
+        }
+      ok = true;
+      goto out;
+    }
+
+  if (!vr_memory_map_private (self->memory, r.ram_fd, VR_SNAPSHOT_RAM_OFFSET,
+                              (call->flags & VR_RESTORE_PREFAULT) != 0, error))
+    goto fail;
+  if (live)
+    {
+      for (guint i = 0; i < self->devices->len; i++)
+        vr_device_reset (g_ptr_array_index (self->devices, i));
+    }
+  else if (!create_vm (self, true, error))
+    goto fail;
+  if (!load_vm_state (self, r.vm, error))
+    goto fail;
+  for (unsigned i = 0; i < self->config.cpus; i++)
+    {
+      g_autoptr (GVariant) cpu = NULL;
+
+      g_variant_get_child (r.vcpus, i, "v", &cpu);
+      if (!vr_vcpu_load_state (self->vcpus[i], self->kvm_fd, cpu, error))
+        goto fail;
+    }
+  if (!load_devices (self, r.devices, error))
+    goto fail;
+
+  g_mutex_lock (&self->lock);
+  self->request = REQUEST_NONE;
+  g_clear_pointer (&self->request_message, g_free);
+  self->stop_reason = VR_STOP_NONE;
+  self->exit_status = 0;
+  g_mutex_unlock (&self->lock);
+  g_atomic_int_inc (&self->snapshot_generation);
+  if (!live)
+    start_vcpus (self, (call->flags & VR_RESTORE_PAUSED) != 0);
+  if (call->flags & VR_RESTORE_PAUSED)
+    park_vcpus (self);
+  else if (live)
+    unpark_vcpus (self);
+  g_mutex_lock (&self->lock);
+  self->state = (call->flags & VR_RESTORE_PAUSED) ? VR_STATE_PAUSED : VR_STATE_RUNNING;
+  g_mutex_unlock (&self->lock);
+  emit_event (self, VR_EVENT_STATE_CHANGED, NULL);
+  ok = true;
+  goto out;
+
+fail:
+  stop_vcpus (self);
+  destroy_vm (self);
+  vr_memory_discard (self->memory);
+  g_mutex_lock (&self->lock);
+  self->state = VR_STATE_STOPPED;
+  self->stop_reason = VR_STOP_GUEST_ERROR;
+  self->request = REQUEST_NONE;
+  g_mutex_unlock (&self->lock);
+  emit_event (self, VR_EVENT_STATE_CHANGED, NULL);
+  emit_event (self, VR_EVENT_POWERED_OFF, NULL);
+
+out:
+  restore_clear (&r);
+  return ok;
+}
+
+bool
+vr_machine_restore_snapshot (VrMachine       *self,
+                             const char      *dir,
+                             VrRestoreFlags   flags,
+                             GError         **error)
+{
+  SnapshotCall call = { .self = self, .dir = dir, .flags = flags, .func = do_restore_snapshot };
+
+  g_return_val_if_fail (self != NULL && dir != NULL, false);
+  return run_snapshot_call (&call, error);
+}
+
+static bool
+do_delete_snapshot (VrMachine  *self,
+                    gpointer    data,
+                    GError    **error)
+{
+  SnapshotCall *call = data;
+  g_autofree char *state_path = g_build_filename (call->dir, "state", NULL);
+  g_autoptr (GVariant) state = vr_snapshot_read_state (state_path, NULL);
+  g_autofree char *id = NULL;
+
+  /* A damaged snapshot can still be deleted: its disk snapshots carry the directory's name
+   * unless the state file says otherwise. */
+  if (state == NULL || !g_variant_lookup (state, "disk-snapshot", "s", &id))
+    id = g_path_get_basename (call->dir);
+  for (guint i = 0; i < self->disks->len; i++)
+    {
+      VrDisk *disk = g_ptr_array_index (self->disks, i);
+      g_autoptr (GError) local = NULL;
+
+      if (vr_disk_is_readonly (disk) || vr_disk_get_format (disk) != VR_DISK_FORMAT_QCOW2)
+        continue;
+      if (!vr_disk_snapshot_delete (disk, id, &local)
+          && !g_error_matches (local, VR_DISK_ERROR, VR_DISK_ERROR_NOT_FOUND))
+        {
+          g_set_error (error, VR_ERROR, VR_ERROR_IO, "Cannot delete the snapshot of “%s”: %s",
+                       vr_disk_get_filename (disk), local->message);
+          return false;
+        }
+    }
+  vr_snapshot_remove_dir (call->dir);
+  return true;
+}
+
+bool
+vr_machine_delete_snapshot (VrMachine   *self,
+                            const char  *dir,
+                            GError     **error)
+{
+  SnapshotCall call = { .self = self, .dir = dir, .func = do_delete_snapshot };
+
+  g_return_val_if_fail (self != NULL && dir != NULL, false);
+  return run_snapshot_call (&call, error);
+}
+
+/* The guest's snapshot port: a write of 1 asks the caller for a snapshot; reads see the
+ * generation, which moves after each save and restore. */
+static void
+snapshot_port_io (void     *opaque,
+                  uint64_t  offset,
+                  uint8_t  *data,
+                  uint32_t  len,
+                  bool      is_write)
+{
+  VrMachine *self = opaque;
+
+  if (!is_write)
+    {
+      vr_io_put (data, len, (uint64_t) g_atomic_int_get (&self->snapshot_generation) & 0xff);
+      return;
+    }
+  if (vr_io_get (data, len) == 1)
+    emit_event (self, VR_EVENT_SNAPSHOT_REQUESTED, NULL);
+}
+
 /* ---- destruction ------------------------------------------------------------------------ */
 
 static void
@@ -1405,6 +2221,7 @@ machine_finalize (VrMachine *self)
   for (guint i = self->devices->len; i > 0; i--)
     vr_device_destroy (g_ptr_array_index (self->devices, i - 1));
   g_ptr_array_unref (self->devices);
+  g_ptr_array_unref (self->disks);
   g_clear_pointer (&self->display, vr_display_free);
   g_clear_pointer (&self->serial_chr, vr_chardev_free);
   g_clear_pointer (&self->console_chr, vr_chardev_free);

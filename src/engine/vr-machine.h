@@ -23,6 +23,8 @@ typedef enum
   VR_ERROR_BAD_INITRD,
   VR_ERROR_BACKEND,         /* a host backend (pty, file) failed */
   VR_ERROR_STATE,           /* the call is not valid in the machine's current state */
+  VR_ERROR_BAD_SNAPSHOT,    /* a snapshot is damaged, truncated, newer, or for another machine */
+  VR_ERROR_IO,              /* reading or writing a file failed (disk full, permissions) */
 } VrError;
 
 GQuark vr_error_quark (void);
@@ -127,6 +129,7 @@ typedef enum
   VR_EVENT_POWERED_OFF,
   VR_EVENT_RESET,
   VR_EVENT_GUEST_ERROR,
+  VR_EVENT_SNAPSHOT_REQUESTED, /* the guest asked for a snapshot (VR_SNAPSHOT_PORT) */
 } VrEventType;
 
 typedef struct
@@ -173,6 +176,49 @@ char           *vr_machine_dump_cpus        (VrMachine              *machine);
 VrMachineState  vr_machine_get_state        (VrMachine              *machine);
 VrStopReason    vr_machine_get_stop_reason  (VrMachine              *machine);
 int             vr_machine_get_exit_status  (VrMachine              *machine);
+/*
+ * Snapshots (files: see snapshot/vr-snapshot.h). vr_machine_save_snapshot() writes the
+ * snapshot directory @dir (which must not exist yet; its parent must). A running or paused
+ * machine is saved whole: its vCPUs are parked at an instruction boundary, devices finish
+ * their I/O in flight, then every vCPU, the irqchip, PIT, clock, each device and all of RAM
+ * are written, and every writable qcow2 disk gets an internal snapshot named @disk_id
+ * (default: the basename of @dir). A machine that is not running gets a disk-only snapshot.
+ * Writable raw disks cannot be snapshotted (VR_ERROR_INVALID_CONFIG: convert them or add a
+ * qcow2 overlay first). The machine then runs on (or stays paused). Blocks while it writes.
+ *
+ * vr_machine_restore_snapshot() checks the whole snapshot first (a damaged, truncated or
+ * newer file, or one taken of a machine with another layout, is refused and the machine is
+ * untouched), then reverts the disks and, for a snapshot with memory, resumes the guest
+ * exactly where it was (RAM mapped copy-on-write from the snapshot: no copy) — running, or
+ * paused with VR_RESTORE_PAUSED. A disk-only snapshot leaves the machine stopped (it boots
+ * fresh). An error after the machine was touched leaves it stopped.
+ *
+ * vr_machine_delete_snapshot() drops the disks' internal snapshots and removes @dir.
+ * All three may be called from any thread (the event callback too); they run on the
+ * machine's I/O thread and block the caller until done.
+ */
+typedef enum
+{
+  VR_RESTORE_PAUSED   = 1 << 0,  /* stay paused after the restore */
+  VR_RESTORE_PREFAULT = 1 << 1,  /* start reading all of the RAM file in the background */
+} VrRestoreFlags;
+
+/* A guest asks for a snapshot by writing 1 to this port (VR_EVENT_SNAPSHOT_REQUESTED); a
+ * read returns a byte that changes after every snapshot saved or restored. */
+#define VR_SNAPSHOT_PORT 0x6f0
+
+bool            vr_machine_save_snapshot    (VrMachine              *machine,
+                                             const char             *dir,
+                                             const char             *disk_id,
+                                             GError                **error);
+bool            vr_machine_restore_snapshot (VrMachine              *machine,
+                                             const char             *dir,
+                                             VrRestoreFlags          flags,
+                                             GError                **error);
+bool            vr_machine_delete_snapshot  (VrMachine              *machine,
+                                             const char             *dir,
+                                             GError                **error);
+
 /*
  * Input: keys as Linux evdev codes (KEY_*), buttons as BTN_LEFT/RIGHT/MIDDLE/SIDE/EXTRA.
  * Each call is one report. Thread-safe (the UI calls these from its main thread).

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "vr-machine.h"
@@ -27,7 +28,8 @@ typedef struct
 struct _VrMemory
 {
   int       fd;          /* memfd holding all of guest RAM */
-  uint8_t  *host;        /* the whole memfd, mapped shared */
+  uint8_t  *host;        /* the whole memfd, mapped shared (or a snapshot's RAM file, private) */
+  bool      private_map; /* @host maps a snapshot file copy-on-write, not the memfd */
   uint64_t  size;
   uint64_t  low_size;    /* RAM below the MMIO hole: guest [0, low_size) = memfd [0, low_size) */
   uint64_t  high_size;   /* RAM above 4 GiB: guest [4G, 4G + high) = memfd [low, size) */
@@ -161,9 +163,24 @@ vr_memory_write (VrMemory   *mem,
   return true;
 }
 
+/* Maps the memfd over @host again (after a snapshot file was mapped there). */
+static void
+map_memfd (VrMemory *mem)
+{
+  if (!mem->private_map)
+    return;
+  if (mmap (mem->host, mem->size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE | MAP_FIXED,
+            mem->fd, 0) == MAP_FAILED)
+    g_error ("Cannot map guest memory back: %s", g_strerror (errno));
+  madvise (mem->host, mem->size, MADV_DONTDUMP);
+  madvise (mem->host, mem->size, MADV_HUGEPAGE);
+  mem->private_map = false;
+}
+
 void
 vr_memory_discard (VrMemory *mem)
 {
+  map_memfd (mem);
   /* Gives the pages back to the host; they read as zero afterwards. */
   if (fallocate (mem->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 0, (off_t) mem->size) < 0)
     memset (mem->host, 0, mem->size);
@@ -367,4 +384,178 @@ vr_memory_e820 (VrMemory    *mem,
   n = MIN (n, max);
   memcpy (entries, map, n * sizeof (VrE820Entry));
   return n;
+}
+
+/* ---- snapshots ---------------------------------------------------------------------------- */
+
+#define PAGE 4096u
+#define WRITE_CHUNK (8u << 20)
+
+static bool
+page_is_zero (const uint8_t *p)
+{
+  const uint64_t *w = (const uint64_t *) p;
+  uint64_t acc = 0;
+
+  for (unsigned i = 0; i < PAGE / 8; i += 8)
+    acc |= w[i] | w[i + 1] | w[i + 2] | w[i + 3] | w[i + 4] | w[i + 5] | w[i + 6] | w[i + 7];
+  return acc == 0;
+}
+
+static bool
+write_all (int            fd,
+           const uint8_t *buf,
+           uint64_t       len,
+           uint64_t       offset,
+           GError       **error)
+{
+  while (len > 0)
+    {
+      ssize_t n = pwrite (fd, buf, MIN (len, (uint64_t) WRITE_CHUNK), (off_t) offset);
+
+      if (n < 0 && errno == EINTR)
+        continue;
+      if (n <= 0)
+        {
+          int err = n < 0 ? errno : ENOSPC;
+
+          g_set_error (error, VR_ERROR, VR_ERROR_IO,
+                       "Cannot write guest memory to the snapshot: %s", g_strerror (err));
+          return false;
+        }
+      buf += n;
+      len -= (uint64_t) n;
+      offset += (uint64_t) n;
+    }
+  return true;
+}
+
+/* Writes the non-zero pages of host [start, end) (offsets into RAM) to @fd. */
+static bool
+save_range (VrMemory  *mem,
+            int        fd,
+            uint64_t   file_offset,
+            uint64_t   start,
+            uint64_t   end,
+            GError   **error)
+{
+  uint64_t run = start, pos = start;
+
+  /* [run, pos) is a run of non-zero pages not yet written. */
+  for (; pos < end; pos += PAGE)
+    {
+      if (!page_is_zero (mem->host + pos))
+        {
+          if (pos - run >= WRITE_CHUNK)
+            {
+              if (!write_all (fd, mem->host + run, pos - run, file_offset + run, error))
+                return false;
+              run = pos;
+            }
+          continue;
+        }
+      if (pos > run && !write_all (fd, mem->host + run, pos - run, file_offset + run, error))
+        return false;
+      run = pos + PAGE;
+    }
+  if (pos > run && !write_all (fd, mem->host + run, pos - run, file_offset + run, error))
+    return false;
+  return true;
+}
+
+bool
+vr_memory_save (VrMemory  *mem,
+                int        fd,
+                uint64_t   offset,
+                GError   **error)
+{
+  g_return_val_if_fail ((offset & (PAGE - 1)) == 0, false);
+
+  if (ftruncate (fd, (off_t) (offset + mem->size)) < 0)
+    {
+      int err = errno;
+
+      g_set_error (error, VR_ERROR, VR_ERROR_IO,
+                   "Cannot size the snapshot's memory file: %s", g_strerror (err));
+      return false;
+    }
+
+  if (mem->private_map)
+    return save_range (mem, fd, offset, 0, mem->size, error);
+
+  /* The memfd knows which pages were never touched: skip its holes without reading them. */
+  for (off_t pos = 0; (uint64_t) pos < mem->size;)
+    {
+      off_t data = lseek (mem->fd, pos, SEEK_DATA), hole;
+
+      if (data < 0)
+        {
+          if (errno == ENXIO)
+            break;
+          return save_range (mem, fd, offset, (uint64_t) pos, mem->size, error);
+        }
+      hole = lseek (mem->fd, data, SEEK_HOLE);
+      if (hole < 0 || (uint64_t) hole > mem->size)
+        hole = (off_t) mem->size;
+      if (!save_range (mem, fd, offset, (uint64_t) data & ~(uint64_t) (PAGE - 1),
+                       (uint64_t) hole, error))
+        return false;
+      pos = hole;
+    }
+  return true;
+}
+
+bool
+vr_memory_map_private (VrMemory  *mem,
+                       int        fd,
+                       uint64_t   offset,
+                       bool       prefault,
+                       GError   **error)
+{
+  struct stat st;
+
+  if (fstat (fd, &st) < 0 || (uint64_t) st.st_size < offset + mem->size)
+    {
+      g_set_error (error, VR_ERROR, VR_ERROR_BAD_SNAPSHOT,
+                   "The snapshot's memory file is shorter than the guest's memory");
+      return false;
+    }
+  if (mmap (mem->host, mem->size, PROT_READ | PROT_WRITE,
+            MAP_PRIVATE | MAP_NORESERVE | MAP_FIXED, fd, (off_t) offset) == MAP_FAILED)
+    {
+      int err = errno;
+
+      /* The old mapping may be gone: put the memfd back so RAM stays usable. */
+      mem->private_map = true;
+      map_memfd (mem);
+      g_set_error (error, VR_ERROR, VR_ERROR_IO,
+                   "Cannot map the snapshot's memory: %s", g_strerror (err));
+      return false;
+    }
+  mem->private_map = true;
+  madvise (mem->host, mem->size, MADV_DONTDUMP);
+  if (prefault)
+    madvise (mem->host, mem->size, MADV_WILLNEED);
+  /* The memfd's old contents are not needed any more. */
+  if (fallocate (mem->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 0, (off_t) mem->size) < 0)
+    g_debug ("cannot release the old guest memory: %s", g_strerror (errno));
+  return true;
+}
+
+uint64_t
+vr_memory_get_used (VrMemory *mem)
+{
+  struct stat st;
+  g_autofree unsigned char *vec = NULL;
+  uint64_t pages = mem->size / PAGE, used = 0;
+
+  if (!mem->private_map)
+    return fstat (mem->fd, &st) < 0 ? 0 : (uint64_t) st.st_blocks * 512;
+  /* Copied pages and those read from the file, as the host holds them. */
+  vec = g_malloc (pages);
+  if (mincore (mem->host, mem->size, vec) < 0)
+    return 0;
+  for (uint64_t i = 0; i < pages; i++)
+    used += vec[i] & 1;
+  return used * PAGE;
 }

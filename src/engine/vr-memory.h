@@ -67,6 +67,28 @@ bool      vr_memory_write        (VrMemory      *mem,
                                   uint64_t       len);
 /* Drops all contents (a cold boot): pages read as zero and are returned to the host. */
 void      vr_memory_discard      (VrMemory      *mem);
+/*
+ * Snapshots. vr_memory_save() writes all of RAM to @fd from @offset on (page-aligned), as
+ * the guest sees it below then above the hole, leaving a hole in the file for every zero
+ * page; the caller syncs the file. vr_memory_map_private() maps such a file copy-on-write
+ * over guest RAM at the same host address (so every pointer into RAM stays valid): the
+ * guest runs on at once and pages are read from the file when first touched; with
+ * @prefault the kernel starts reading the whole file in the background. The file must not
+ * be truncated while mapped (unlinking it is fine). vr_memory_discard() returns to the
+ * memfd. Only while no vCPU runs and no device touches RAM.
+ */
+bool      vr_memory_save         (VrMemory      *mem,
+                                  int            fd,
+                                  uint64_t       offset,
+                                  GError       **error);
+bool      vr_memory_map_private  (VrMemory      *mem,
+                                  int            fd,
+                                  uint64_t       offset,
+                                  bool           prefault,
+                                  GError       **error);
+/* Bytes of guest RAM the host holds right now. */
+uint64_t  vr_memory_get_used     (VrMemory      *mem);
+
 /* Registers the RAM slots with a KVM VM. */
 bool      vr_memory_map_into_vm  (VrMemory      *mem,
                                   int            vm_fd,

@@ -32,6 +32,8 @@ struct _VrVcpu
   clockid_t       cpu_clock;     /* the thread's CPU-time clock while cpu_clock_ok */
   gint            cpu_clock_ok;  /* atomic */
   guint64         cpu_time_done; /* atomic: CPU time of threads that have returned, ns */
+  bool            pending;   /* the last exit (I/O, MMIO) completes at the next KVM_RUN;
+                              * only the vCPU's own thread touches it */
 };
 
 static void
@@ -338,6 +340,7 @@ vcpu_thread (gpointer data)
       if (vcpu->host.wait_for_command (vcpu->host.opaque, vcpu) == VR_VCPU_QUIT)
         break;
 
+      vcpu->pending = false;
       if (ioctl (vcpu->fd, KVM_RUN, 0) < 0)
         {
           if (errno == EINTR || errno == EAGAIN)
@@ -357,9 +360,11 @@ vcpu_thread (gpointer data)
         {
         case KVM_EXIT_IO:
           handle_io (vcpu);
+          vcpu->pending = true;
           break;
         case KVM_EXIT_MMIO:
           handle_mmio (vcpu);
+          vcpu->pending = true;
           break;
         case KVM_EXIT_INTR:
         case KVM_EXIT_IRQ_WINDOW_OPEN:
@@ -448,4 +453,314 @@ vr_vcpu_get_cpu_time (VrVcpu *vcpu)
   if (g_atomic_int_get (&vcpu->cpu_clock_ok) && clock_gettime (vcpu->cpu_clock, &ts) == 0)
     t += (guint64) ts.tv_sec * G_GUINT64_CONSTANT (1000000000) + (guint64) ts.tv_nsec;
   return t;
+}
+
+/* ---- snapshots ---------------------------------------------------------------------------- */
+
+void
+vr_vcpu_settle (VrVcpu *vcpu)
+{
+  if (!vcpu->pending)
+    return;
+  /* With immediate_exit set KVM finishes the pending instruction and returns EINTR before
+   * running any guest code. */
+  __atomic_store_n (&vcpu->run->immediate_exit, 1, __ATOMIC_SEQ_CST);
+  if (ioctl (vcpu->fd, KVM_RUN, 0) == 0 || (errno != EINTR && errno != EAGAIN))
+    g_warning ("vCPU %u: KVM did not settle the pending exit (%s)", vcpu->index,
+               g_strerror (errno));
+  vcpu->pending = false;
+}
+
+static GVariant *
+bytes_variant (const void *data,
+               size_t      len)
+{
+  return g_variant_new_fixed_array (G_VARIANT_TYPE_BYTE, data, len, 1);
+}
+
+/* Every MSR KVM can save and restore for this host (g_free it). */
+static struct kvm_msr_list *
+msr_index_list (int      kvm_fd,
+                GError **error)
+{
+  struct kvm_msr_list probe = { .nmsrs = 0 };
+  struct kvm_msr_list *list;
+
+  if (ioctl (kvm_fd, KVM_GET_MSR_INDEX_LIST, &probe) < 0 && errno != E2BIG)
+    goto fail;
+  list = g_malloc0 (sizeof *list + probe.nmsrs * sizeof (uint32_t));
+  list->nmsrs = probe.nmsrs;
+  if (ioctl (kvm_fd, KVM_GET_MSR_INDEX_LIST, list) < 0)
+    {
+      g_free (list);
+      goto fail;
+    }
+  return list;
+
+fail:
+  g_set_error (error, VR_ERROR, VR_ERROR_KVM_CAPABILITY, "KVM cannot list its MSRs: %s",
+               g_strerror (errno));
+  return NULL;
+}
+
+/* KVM_GET_MSRS/KVM_SET_MSRS stop at the first MSR they refuse: go on after it, so one MSR
+ * the host does not handle does not lose the rest. Refused entries get index 0xffffffff. */
+static void
+msrs_batch (int                    fd,
+            unsigned long          request,
+            struct kvm_msr_entry  *entries,
+            unsigned               n)
+{
+  g_autofree struct kvm_msrs *buf = g_malloc0 (sizeof *buf + n * sizeof *entries);
+  unsigned done = 0;
+
+  while (done < n)
+    {
+      int r;
+
+      buf->nmsrs = n - done;
+      memcpy (buf->entries, entries + done, (n - done) * sizeof *entries);
+      r = ioctl (fd, request, buf);
+      if (r < 0)
+        r = 0;
+      memcpy (entries + done, buf->entries, (size_t) r * sizeof *entries);
+      done += (unsigned) r;
+      if (done < n)
+        {
+          g_debug ("vCPU: MSR 0x%x refused by KVM", entries[done].index);
+          entries[done].index = 0xffffffff;
+          done++;
+        }
+    }
+}
+
+/* The size of KVM's XSAVE area for this host: KVM_CAP_XSAVE2 (AMX and later) or the classic
+ * 4 KiB; 0 without XSAVE (the legacy FPU state is used then). */
+static size_t
+xsave_size (int kvm_fd)
+{
+  int size;
+
+  if (ioctl (kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_XSAVE) <= 0)
+    return 0;
+  size = ioctl (kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_XSAVE2);
+  return size > (int) sizeof (struct kvm_xsave) ? (size_t) size : sizeof (struct kvm_xsave);
+}
+
+typedef struct
+{
+  const char    *key;
+  unsigned long  get;
+  unsigned long  set;
+  size_t         size;
+} CpuPiece;
+
+/* In the order they are put back (Firecracker's, which KVM's checks are happy with): the
+ * LAPIC before the MSRs (TSC deadline), the MSRs before the events. XSAVE, MSRs and the MP
+ * state are handled apart. */
+static const CpuPiece cpu_pieces[] = {
+  { "regs",      KVM_GET_REGS,        KVM_SET_REGS,        sizeof (struct kvm_regs) },
+  { "sregs",     KVM_GET_SREGS,       KVM_SET_SREGS,       sizeof (struct kvm_sregs) },
+  { "xcrs",      KVM_GET_XCRS,        KVM_SET_XCRS,        sizeof (struct kvm_xcrs) },
+  { "debugregs", KVM_GET_DEBUGREGS,   KVM_SET_DEBUGREGS,   sizeof (struct kvm_debugregs) },
+  { "lapic",     KVM_GET_LAPIC,       KVM_SET_LAPIC,       sizeof (struct kvm_lapic_state) },
+};
+
+static bool
+cpu_ioctl (VrVcpu        *vcpu,
+           unsigned long  request,
+           void          *arg,
+           const char    *what,
+           GError       **error)
+{
+  if (ioctl (vcpu->fd, request, arg) >= 0)
+    return true;
+  g_set_error (error, VR_ERROR, VR_ERROR_FAILED, "KVM cannot %s of vCPU %u: %s", what,
+               vcpu->index, g_strerror (errno));
+  return false;
+}
+
+GVariant *
+vr_vcpu_save_state (VrVcpu  *vcpu,
+                    int      kvm_fd,
+                    GError **error)
+{
+  g_auto (GVariantBuilder) b = G_VARIANT_BUILDER_INIT (G_VARIANT_TYPE_VARDICT);
+  g_autofree struct kvm_msr_list *list = NULL;
+  g_autofree struct kvm_msr_entry *msrs = NULL;
+  struct kvm_mp_state mp;
+  struct kvm_vcpu_events events;
+  size_t xsize = xsave_size (kvm_fd);
+  GVariantBuilder mb;
+
+  /* KVM_GET_MP_STATE first: it makes the LAPIC take pending INIT/SIPI events, which
+   * changes the rest of the state. */
+  if (!cpu_ioctl (vcpu, KVM_GET_MP_STATE, &mp, "read the MP state", error))
+    return NULL;
+  g_variant_builder_add (&b, "{sv}", "mp-state", g_variant_new_uint32 (mp.mp_state));
+
+  for (unsigned i = 0; i < G_N_ELEMENTS (cpu_pieces); i++)
+    {
+      g_autofree void *buf = g_malloc0 (cpu_pieces[i].size);
+      g_autofree char *what = g_strdup_printf ("read the %s", cpu_pieces[i].key);
+
+      if (!cpu_ioctl (vcpu, cpu_pieces[i].get, buf, what, error))
+        return NULL;
+      g_variant_builder_add (&b, "{sv}", cpu_pieces[i].key,
+                             bytes_variant (buf, cpu_pieces[i].size));
+    }
+
+  if (xsize > 0)
+    {
+      g_autofree void *buf = g_malloc0 (xsize);
+      unsigned long req = xsize > sizeof (struct kvm_xsave) ? KVM_GET_XSAVE2 : KVM_GET_XSAVE;
+
+      if (!cpu_ioctl (vcpu, req, buf, "read the XSAVE state", error))
+        return NULL;
+      g_variant_builder_add (&b, "{sv}", "xsave", bytes_variant (buf, xsize));
+    }
+  else
+    {
+      struct kvm_fpu fpu;
+
+      if (!cpu_ioctl (vcpu, KVM_GET_FPU, &fpu, "read the FPU state", error))
+        return NULL;
+      g_variant_builder_add (&b, "{sv}", "fpu", bytes_variant (&fpu, sizeof fpu));
+    }
+
+  list = msr_index_list (kvm_fd, error);
+  if (list == NULL)
+    return NULL;
+  msrs = g_new0 (struct kvm_msr_entry, MAX (list->nmsrs, 1u));
+  for (unsigned i = 0; i < list->nmsrs; i++)
+    msrs[i].index = list->indices[i];
+  msrs_batch (vcpu->fd, KVM_GET_MSRS, msrs, list->nmsrs);
+  g_variant_builder_init (&mb, G_VARIANT_TYPE ("a(ut)"));
+  for (unsigned i = 0; i < list->nmsrs; i++)
+    if (msrs[i].index != 0xffffffff)
+      g_variant_builder_add (&mb, "(ut)", msrs[i].index, (guint64) msrs[i].data);
+  g_variant_builder_add (&b, "{sv}", "msrs", g_variant_builder_end (&mb));
+
+  /* Events last: exceptions and NMIs pending at this instant. */
+  if (!cpu_ioctl (vcpu, KVM_GET_VCPU_EVENTS, &events, "read the pending events", error))
+    return NULL;
+  g_variant_builder_add (&b, "{sv}", "events", bytes_variant (&events, sizeof events));
+  return g_variant_builder_end (&b);
+}
+
+/* The bytes of @key in @dict: exactly @size of them, or an error. */
+static bool
+lookup_bytes (GVariant   *dict,
+              const char *key,
+              void       *out,
+              size_t      size,
+              unsigned    index,
+              GError    **error)
+{
+  g_autoptr (GVariant) v = g_variant_lookup_value (dict, key, G_VARIANT_TYPE_BYTESTRING);
+  gsize len = 0;
+  const void *data = v ? g_variant_get_fixed_array (v, &len, 1) : NULL;
+
+  if (v == NULL || len != size)
+    {
+      g_set_error (error, VR_ERROR, VR_ERROR_FAILED,
+                   "The saved state of vCPU %u has no valid “%s” (%" G_GSIZE_FORMAT
+                   " bytes, expected %" G_GSIZE_FORMAT ")", index, key, len, size);
+      return false;
+    }
+  memcpy (out, data, size);
+  return true;
+}
+
+bool
+vr_vcpu_load_state (VrVcpu   *vcpu,
+                    int       kvm_fd,
+                    GVariant *state,
+                    GError  **error)
+{
+  g_autoptr (GVariant) msrs_v = NULL;
+  g_autofree struct kvm_msr_entry *msrs = NULL;
+  struct kvm_mp_state mp = { 0 };
+  struct kvm_vcpu_events events;
+  size_t xsize = xsave_size (kvm_fd);
+  gsize n_msrs;
+
+  if (!g_variant_is_of_type (state, G_VARIANT_TYPE_VARDICT)
+      || !g_variant_lookup (state, "mp-state", "u", &mp.mp_state))
+    {
+      g_set_error (error, VR_ERROR, VR_ERROR_FAILED,
+                   "The saved state of vCPU %u is not a vCPU state", vcpu->index);
+      return false;
+    }
+  if (!cpu_ioctl (vcpu, KVM_SET_MP_STATE, &mp, "restore the MP state", error))
+    return false;
+
+  for (unsigned i = 0; i < G_N_ELEMENTS (cpu_pieces); i++)
+    {
+      g_autofree void *buf = g_malloc0 (cpu_pieces[i].size);
+      g_autofree char *what = g_strdup_printf ("restore the %s", cpu_pieces[i].key);
+
+      if (!lookup_bytes (state, cpu_pieces[i].key, buf, cpu_pieces[i].size, vcpu->index, error))
+        return false;
+      /* XSAVE goes between the segment registers and the XCRs, as on the save side. */
+      if (g_str_equal (cpu_pieces[i].key, "xcrs"))
+        {
+          if (xsize > 0)
+            {
+              g_autoptr (GVariant) xv = g_variant_lookup_value (state, "xsave",
+                                                                G_VARIANT_TYPE_BYTESTRING);
+              g_autofree void *xbuf = g_malloc0 (xsize);
+              gsize len = 0;
+              const void *data = xv ? g_variant_get_fixed_array (xv, &len, 1) : NULL;
+
+              if (data == NULL || len < sizeof (struct kvm_xsave) || len > xsize)
+                {
+                  g_set_error (error, VR_ERROR, VR_ERROR_FAILED,
+                               "The saved XSAVE state of vCPU %u does not fit this host's "
+                               "(%" G_GSIZE_FORMAT " bytes, at most %" G_GSIZE_FORMAT ")",
+                               vcpu->index, len, xsize);
+                  return false;
+                }
+              memcpy (xbuf, data, len);
+              if (!cpu_ioctl (vcpu, KVM_SET_XSAVE, xbuf, "restore the XSAVE state", error))
+                return false;
+            }
+          else
+            {
+              struct kvm_fpu fpu;
+
+              if (!lookup_bytes (state, "fpu", &fpu, sizeof fpu, vcpu->index, error)
+                  || !cpu_ioctl (vcpu, KVM_SET_FPU, &fpu, "restore the FPU state", error))
+                return false;
+            }
+        }
+      if (!cpu_ioctl (vcpu, cpu_pieces[i].set, buf, what, error))
+        return false;
+    }
+
+  msrs_v = g_variant_lookup_value (state, "msrs", G_VARIANT_TYPE ("a(ut)"));
+  if (msrs_v == NULL || (n_msrs = g_variant_n_children (msrs_v)) > 4096)
+    {
+      g_set_error (error, VR_ERROR, VR_ERROR_FAILED,
+                   "The saved state of vCPU %u has no valid MSR list", vcpu->index);
+      return false;
+    }
+  msrs = g_new0 (struct kvm_msr_entry, MAX (n_msrs, 1u));
+  for (gsize i = 0; i < n_msrs; i++)
+    {
+      guint32 index;
+      guint64 data;
+
+      g_variant_get_child (msrs_v, i, "(ut)", &index, &data);
+      msrs[i].index = index;
+      msrs[i].data = data;
+    }
+  msrs_batch (vcpu->fd, KVM_SET_MSRS, msrs, (unsigned) n_msrs);
+
+  if (!lookup_bytes (state, "events", &events, sizeof events, vcpu->index, error))
+    return false;
+  /* Restore what was saved; the flags say which optional parts are valid. */
+  events.flags &= KVM_VCPUEVENT_VALID_NMI_PENDING | KVM_VCPUEVENT_VALID_SIPI_VECTOR
+                  | KVM_VCPUEVENT_VALID_SHADOW | KVM_VCPUEVENT_VALID_SMM;
+  return cpu_ioctl (vcpu, KVM_SET_VCPU_EVENTS, &events, "restore the pending events", error);
 }

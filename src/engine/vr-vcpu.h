@@ -73,6 +73,25 @@ void      vr_vcpu_join         (VrVcpu                    *vcpu);
 char     *vr_vcpu_dump         (VrVcpu                    *vcpu,
                                 VrMemory                  *memory);
 
+/*
+ * Snapshots. vr_vcpu_settle() runs on the vCPU's own thread before it parks: an I/O or MMIO
+ * exit is only complete (the result in RAX, RIP past the instruction) after the next
+ * KVM_RUN, so it re-enters with immediate_exit set, which finishes the instruction and
+ * returns without running the guest further. Once every vCPU of a machine is parked,
+ * vr_vcpu_save_state() captures the whole CPU (MP state, registers, segment and control
+ * registers, FPU/XSAVE, XCRs, debug registers, LAPIC, MSRs including the TSC and kvmclock,
+ * pending events) and vr_vcpu_load_state() puts it back into a fresh vCPU (KVM validates
+ * the values; the sizes are checked here). @kvm_fd is the /dev/kvm descriptor (MSR list).
+ */
+void      vr_vcpu_settle       (VrVcpu                    *vcpu);
+GVariant *vr_vcpu_save_state   (VrVcpu                    *vcpu,
+                                int                        kvm_fd,
+                                GError                   **error);
+bool      vr_vcpu_load_state   (VrVcpu                    *vcpu,
+                                int                        kvm_fd,
+                                GVariant                  *state,
+                                GError                   **error);
+
 /* Exit counters, for the app's performance page and the benchmarks. */
 typedef struct
 {

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: GPL-3.0-or-later */
 
-/* Fuzzes qcow2 header and metadata parsing, reads through the image, a few writes (the
- * allocator on hostile refcounts) and the metadata check. */
+/* Fuzzes qcow2 header and metadata parsing (the snapshot table too), reads through the image,
+ * a few writes (the allocator on hostile refcounts), internal snapshots (create, apply, delete
+ * on hostile tables and refcounts), growing the image, and the metadata check. */
 
 #include <glib.h>
 #include <stdint.h>
@@ -32,6 +33,44 @@ read_some (VrDisk *disk)
     }
 }
 
+/* Every existing snapshot applied and deleted, one created, applied and written over, the
+ * disk grown. Errors are expected; crashes and sanitizer reports are not. */
+static void
+snapshots (VrDisk *disk)
+{
+  static const uint8_t pattern[1000] = { 9, 8, 7 };
+  GPtrArray *list = vr_disk_snapshot_list (disk, NULL);
+  uint64_t vsize;
+
+  if (list != NULL)
+    {
+      for (guint i = 0; i < list->len && i < 4; i++)
+        {
+          VrDiskSnapshot *sn = list->pdata[i];
+
+          vr_disk_snapshot_apply (disk, sn->id, NULL);
+          read_some (disk);
+        }
+      for (guint i = 0; i < list->len && i < 4; i++)
+        vr_disk_snapshot_delete (disk, ((VrDiskSnapshot *) list->pdata[i])->name, NULL);
+      g_ptr_array_unref (list);
+    }
+  if (vr_disk_snapshot_create (disk, NULL, "fuzz", 0, NULL))
+    {
+      vsize = vr_disk_get_size (disk);
+      if (vsize >= sizeof pattern)
+        vr_disk_pwrite (disk, pattern, sizeof pattern, vsize / 3, NULL);
+      vr_disk_snapshot_create (disk, "99", "fuzz2", 1, NULL);
+      vr_disk_snapshot_apply (disk, "fuzz", NULL);
+      read_some (disk);
+      vr_disk_snapshot_delete (disk, "99", NULL);
+    }
+  vsize = vr_disk_get_size (disk);
+  if (vsize < (UINT64_C (1) << 40))
+    vr_disk_resize (disk, (vsize + (UINT64_C (3) << 20)) & ~UINT64_C (511), false, NULL);
+  read_some (disk);
+}
+
 int
 LLVMFuzzerTestOneInput (const uint8_t *data,
                         size_t         size)
@@ -49,7 +88,11 @@ LLVMFuzzerTestOneInput (const uint8_t *data,
   disk = vr_disk_open (path, VR_DISK_FORMAT_QCOW2, VR_DISK_OPEN_READONLY, NULL);
   if (disk != NULL)
     {
+      GPtrArray *list = vr_disk_snapshot_list (disk, NULL);
+
       read_some (disk);
+      if (list != NULL)
+        g_ptr_array_unref (list);
       vr_disk_close (disk);
     }
   if (vr_disk_check (path, VR_DISK_FORMAT_QCOW2, VR_DISK_REPAIR_NONE, &result, NULL))
@@ -72,6 +115,7 @@ LLVMFuzzerTestOneInput (const uint8_t *data,
           vr_disk_flush (disk, NULL);
           read_some (disk);
         }
+      snapshots (disk);
       vr_disk_close (disk);
       if (vr_disk_check (path, VR_DISK_FORMAT_QCOW2, VR_DISK_REPAIR_ALL, &result, NULL))
         vr_disk_check_result_clear (&result);

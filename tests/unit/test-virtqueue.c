@@ -306,6 +306,11 @@ test_rings_outside_ram (void)
   g_assert_false (vr_virtq_enable (vq, true, true, &error));
   g_clear_error (&error);
 
+  vq->size = QSIZE - 2;   /* not a power of two (2.7) */
+  g_assert_false (vr_virtq_enable (vq, true, true, &error));
+  g_assert_nonnull (strstr (error->message, "power of two"));
+  g_clear_error (&error);
+
   vq->size = QSIZE;
   g_assert_true (vr_virtq_enable (vq, true, true, &error));
   vr_virtq_free (vq);

@@ -23,6 +23,15 @@ typedef struct
                         uint64_t *pnum, GError **error);
   void (*info)         (VrDisk *disk, VrDiskInfo *info);
   void (*close)        (VrDisk *disk);
+  /* Optional (NULL: the format has no internal snapshots / cannot resize). Called with the
+   * disk's gate held: shared for snapshot_list, exclusive for the others. */
+  GPtrArray *(*snapshot_list) (VrDisk *disk, GError **error);
+  bool (*snapshot_create) (VrDisk *disk, const char *id, const char *name,
+                           uint64_t vm_clock_nsec, GError **error);
+  bool (*snapshot_apply)  (VrDisk *disk, const char *id_or_name, GError **error);
+  bool (*snapshot_delete) (VrDisk *disk, const char *id_or_name, GError **error);
+  bool (*resize)          (VrDisk *disk, uint64_t new_size, bool allow_shrink,
+                           GError **error);
 } VrDiskOps;
 
 /* The chain of files opened so far (st_dev/st_ino), to find backing file loops. */
@@ -35,6 +44,15 @@ struct _VrDiskChain
   const char        *path;
 };
 
+typedef struct
+{
+  GMutex lock;
+  GCond  cond;
+  guint  shared;
+  guint  exclusive_waiting;
+  bool   exclusive;
+} VrDiskGate;
+
 struct _VrDisk
 {
   const VrDiskOps *ops;
@@ -44,6 +62,10 @@ struct _VrDisk
   bool             readonly;
   bool             metadata_only;
   bool             repair_mode;  /* qcow2 check -r: opens dirty images read-write */
+  /* Requests (and anything reading size) pass it shared; snapshot operations and resize
+   * exclusively. A waiting exclusive user holds new requests back (no starvation). Not
+   * recursive: nothing holding it may call the public API on the same disk. */
+  VrDiskGate       gate;
   int              fd;
   void            *priv;
 };

@@ -495,6 +495,42 @@ raw_info (VrDisk     *disk,
 {
 }
 
+static bool
+raw_resize (VrDisk    *disk,
+            uint64_t   new_size,
+            bool       allow_shrink,
+            GError   **error)
+{
+  struct stat st;
+
+  if (new_size < disk->size && !allow_shrink)
+    {
+      g_set_error (error, VR_DISK_ERROR, VR_DISK_ERROR_INVALID,
+                   "%s: shrinking from %" G_GUINT64_FORMAT " to %" G_GUINT64_FORMAT " bytes "
+                   "would drop the data past the new end; allow shrinking explicitly "
+                   "(vireo-img resize --shrink)", disk->filename, disk->size, new_size);
+      return false;
+    }
+  if (fstat (disk->fd, &st) < 0)
+    {
+      set_errno_error (error, errno, disk->filename, "cannot stat");
+      return false;
+    }
+  if (!S_ISREG (st.st_mode))
+    {
+      g_set_error (error, VR_DISK_ERROR, VR_DISK_ERROR_UNSUPPORTED,
+                   "%s: only raw images in regular files can be resized", disk->filename);
+      return false;
+    }
+  if (ftruncate (disk->fd, (off_t) new_size) < 0)
+    {
+      set_errno_error (error, errno, disk->filename, "cannot resize");
+      return false;
+    }
+  disk->size = new_size;
+  return vr_disk_fdatasync (disk, disk->fd, error);
+}
+
 static void
 raw_close (VrDisk *disk)
 {
@@ -509,9 +545,52 @@ static const VrDiskOps raw_ops = {
   .block_status = raw_block_status,
   .info = raw_info,
   .close = raw_close,
+  .resize = raw_resize,
 };
 
 /* Common layer */
+
+/* The gate: requests pass shared, snapshot operations and resize exclusively; a waiting
+ * exclusive user keeps new requests out so that busy I/O threads cannot starve it. */
+static void
+gate_enter (VrDisk *disk,
+            bool    exclusive)
+{
+  VrDiskGate *g = &disk->gate;
+
+  g_mutex_lock (&g->lock);
+  if (exclusive)
+    {
+      g->exclusive_waiting++;
+      while (g->exclusive || g->shared > 0)
+        g_cond_wait (&g->cond, &g->lock);
+      g->exclusive_waiting--;
+      g->exclusive = true;
+    }
+  else
+    {
+      while (g->exclusive || g->exclusive_waiting > 0)
+        g_cond_wait (&g->cond, &g->lock);
+      g->shared++;
+    }
+  g_mutex_unlock (&g->lock);
+}
+
+static void
+gate_leave (VrDisk *disk,
+            bool    exclusive)
+{
+  VrDiskGate *g = &disk->gate;
+
+  g_mutex_lock (&g->lock);
+  if (exclusive)
+    g->exclusive = false;
+  else
+    g->shared--;
+  if (exclusive || g->shared == 0)
+    g_cond_broadcast (&g->cond);
+  g_mutex_unlock (&g->lock);
+}
 
 VrDisk *
 vr_disk_open_internal (const char         *path,
@@ -543,6 +622,8 @@ vr_disk_open_internal (const char         *path,
     }
 
   disk = g_new0 (VrDisk, 1);
+  g_mutex_init (&disk->gate.lock);
+  g_cond_init (&disk->gate.cond);
   disk->fd = -1;
   disk->format = fmt;
   disk->filename = g_strdup (path);
@@ -636,6 +717,8 @@ vr_disk_close (VrDisk *disk)
     }
   if (disk->fd >= 0)
     close (disk->fd);
+  g_mutex_clear (&disk->gate.lock);
+  g_cond_clear (&disk->gate.cond);
   g_free (disk->filename);
   g_free (disk);
 }
@@ -643,8 +726,13 @@ vr_disk_close (VrDisk *disk)
 uint64_t
 vr_disk_get_size (VrDisk *disk)
 {
+  uint64_t size;
+
   g_return_val_if_fail (disk != NULL, 0);
-  return disk->size;
+  gate_enter (disk, false);
+  size = disk->size;
+  gate_leave (disk, false);
+  return size;
 }
 
 bool
@@ -733,12 +821,16 @@ vr_disk_preadv (VrDisk              *disk,
 {
   uint64_t len;
 
+  bool ok;
+
   g_return_val_if_fail (disk != NULL, false);
-  if (!iov_length (iov, iovcnt, &len, error) || !check_request (disk, offset, len, false, error))
+  if (!iov_length (iov, iovcnt, &len, error))
     return false;
-  if (len == 0)
-    return true;
-  return disk->ops->preadv (disk, iov, iovcnt, offset, len, error);
+  gate_enter (disk, false);
+  ok = check_request (disk, offset, len, false, error)
+       && (len == 0 || disk->ops->preadv (disk, iov, iovcnt, offset, len, error));
+  gate_leave (disk, false);
+  return ok;
 }
 
 bool
@@ -750,12 +842,16 @@ vr_disk_pwritev (VrDisk              *disk,
 {
   uint64_t len;
 
+  bool ok;
+
   g_return_val_if_fail (disk != NULL, false);
-  if (!iov_length (iov, iovcnt, &len, error) || !check_request (disk, offset, len, true, error))
+  if (!iov_length (iov, iovcnt, &len, error))
     return false;
-  if (len == 0)
-    return true;
-  return disk->ops->pwritev (disk, iov, iovcnt, offset, len, error);
+  gate_enter (disk, false);
+  ok = check_request (disk, offset, len, true, error)
+       && (len == 0 || disk->ops->pwritev (disk, iov, iovcnt, offset, len, error));
+  gate_leave (disk, false);
+  return ok;
 }
 
 bool
@@ -786,10 +882,15 @@ bool
 vr_disk_flush (VrDisk  *disk,
                GError **error)
 {
+  bool ok;
+
   g_return_val_if_fail (disk != NULL, false);
   if (disk->readonly || disk->metadata_only)
     return true;
-  return disk->ops->flush (disk, error);
+  gate_enter (disk, false);
+  ok = disk->ops->flush (disk, error);
+  gate_leave (disk, false);
+  return ok;
 }
 
 bool
@@ -798,12 +899,14 @@ vr_disk_discard (VrDisk    *disk,
                  uint64_t   len,
                  GError   **error)
 {
+  bool ok;
+
   g_return_val_if_fail (disk != NULL, false);
-  if (!check_request (disk, offset, len, true, error))
-    return false;
-  if (len == 0)
-    return true;
-  return disk->ops->discard (disk, offset, len, error);
+  gate_enter (disk, false);
+  ok = check_request (disk, offset, len, true, error)
+       && (len == 0 || disk->ops->discard (disk, offset, len, error));
+  gate_leave (disk, false);
+  return ok;
 }
 
 bool
@@ -813,12 +916,14 @@ vr_disk_write_zeroes (VrDisk    *disk,
                       bool       may_unmap,
                       GError   **error)
 {
+  bool ok;
+
   g_return_val_if_fail (disk != NULL, false);
-  if (!check_request (disk, offset, len, true, error))
-    return false;
-  if (len == 0)
-    return true;
-  return disk->ops->write_zeroes (disk, offset, len, may_unmap, error);
+  gate_enter (disk, false);
+  ok = check_request (disk, offset, len, true, error)
+       && (len == 0 || disk->ops->write_zeroes (disk, offset, len, may_unmap, error));
+  gate_leave (disk, false);
+  return ok;
 }
 
 bool
@@ -829,20 +934,22 @@ vr_disk_block_status (VrDisk    *disk,
                       uint64_t  *pnum,
                       GError   **error)
 {
+  bool ok;
+
   g_return_val_if_fail (disk != NULL && is_zero != NULL && pnum != NULL, false);
-  if (!check_request (disk, offset, len, false, error))
-    return false;
-  if (len == 0)
+  gate_enter (disk, false);
+  ok = check_request (disk, offset, len, false, error);
+  if (ok && len == 0)
     {
       *is_zero = true;
       *pnum = 0;
-      return true;
     }
-  if (!disk->ops->block_status (disk, offset, len, is_zero, pnum, error))
-    return false;
-  if (*pnum == 0 || *pnum > len)
+  else if (ok)
+    ok = disk->ops->block_status (disk, offset, len, is_zero, pnum, error);
+  gate_leave (disk, false);
+  if (ok && (*pnum == 0 || *pnum > len))
     *pnum = len;
-  return true;
+  return ok;
 }
 
 /* Creation */
@@ -969,10 +1076,12 @@ vr_disk_get_info (VrDisk  *disk,
   info = g_new0 (VrDiskInfo, 1);
   info->format = disk->format;
   info->filename = g_strdup (disk->filename);
+  gate_enter (disk, false);
   info->virtual_size = disk->size;
   if (fstat (disk->fd, &st) == 0)
     info->actual_size = (uint64_t) st.st_blocks * 512;
   disk->ops->info (disk, info);
+  gate_leave (disk, false);
   return info;
 }
 
@@ -1021,4 +1130,148 @@ vr_disk_check_result_clear (VrDiskCheckResult *result)
   if (result == NULL)
     return;
   g_clear_pointer (&result->messages, g_ptr_array_unref);
+}
+
+/* Internal snapshots and resize */
+
+void
+vr_disk_snapshot_free (VrDiskSnapshot *snapshot)
+{
+  if (snapshot == NULL)
+    return;
+  g_free (snapshot->id);
+  g_free (snapshot->name);
+  g_free (snapshot);
+}
+
+/* Whether the disk can change: the format, then read-only and metadata-only opens. */
+static bool
+check_snapshot_capable (VrDisk      *disk,
+                        bool         snapshots,
+                        GError     **error)
+{
+  if (disk->format == VR_DISK_FORMAT_RAW && snapshots)
+    {
+      g_set_error (error, VR_DISK_ERROR, VR_DISK_ERROR_UNSUPPORTED,
+                   "%s: raw images have no internal snapshots; convert the image to qcow2 "
+                   "(“vireo-img convert -O qcow2”) to take snapshots", disk->filename);
+      return false;
+    }
+  if (disk->format == VR_DISK_FORMAT_VMDK)
+    {
+      g_set_error (error, VR_DISK_ERROR, VR_DISK_ERROR_UNSUPPORTED,
+                   "%s: VMDK images are read-only in Vireo and have no internal snapshots or "
+                   "resize; convert the image to qcow2 (“vireo-img convert -O qcow2”) first",
+                   disk->filename);
+      return false;
+    }
+  if (disk->readonly)
+    {
+      g_set_error (error, VR_DISK_ERROR, VR_DISK_ERROR_READ_ONLY, "%s: the disk is read-only",
+                   disk->filename);
+      return false;
+    }
+  if (disk->metadata_only)
+    {
+      g_set_error (error, VR_DISK_ERROR, VR_DISK_ERROR_UNSUPPORTED,
+                   "%s: opened for metadata only", disk->filename);
+      return false;
+    }
+  if ((snapshots && disk->ops->snapshot_create == NULL) || (!snapshots && !disk->ops->resize))
+    {
+      g_set_error (error, VR_DISK_ERROR, VR_DISK_ERROR_UNSUPPORTED,
+                   "%s: %s images do not support this", disk->filename,
+                   vr_disk_format_to_string (disk->format));
+      return false;
+    }
+  return true;
+}
+
+GPtrArray *
+vr_disk_snapshot_list (VrDisk  *disk,
+                       GError **error)
+{
+  GPtrArray *list;
+
+  g_return_val_if_fail (disk != NULL, NULL);
+  if (disk->ops->snapshot_list == NULL)
+    return g_ptr_array_new_with_free_func ((GDestroyNotify) vr_disk_snapshot_free);
+  gate_enter (disk, false);
+  list = disk->ops->snapshot_list (disk, error);
+  gate_leave (disk, false);
+  return list;
+}
+
+bool
+vr_disk_snapshot_create (VrDisk      *disk,
+                         const char  *id,
+                         const char  *name,
+                         uint64_t     vm_clock_nsec,
+                         GError     **error)
+{
+  bool ok;
+
+  g_return_val_if_fail (disk != NULL && name != NULL, false);
+  if (!check_snapshot_capable (disk, true, error))
+    return false;
+  gate_enter (disk, true);
+  ok = disk->ops->snapshot_create (disk, id, name, vm_clock_nsec, error);
+  gate_leave (disk, true);
+  return ok;
+}
+
+bool
+vr_disk_snapshot_apply (VrDisk      *disk,
+                        const char  *id_or_name,
+                        GError     **error)
+{
+  bool ok;
+
+  g_return_val_if_fail (disk != NULL && id_or_name != NULL, false);
+  if (!check_snapshot_capable (disk, true, error))
+    return false;
+  gate_enter (disk, true);
+  ok = disk->ops->snapshot_apply (disk, id_or_name, error);
+  gate_leave (disk, true);
+  return ok;
+}
+
+bool
+vr_disk_snapshot_delete (VrDisk      *disk,
+                         const char  *id_or_name,
+                         GError     **error)
+{
+  bool ok;
+
+  g_return_val_if_fail (disk != NULL && id_or_name != NULL, false);
+  if (!check_snapshot_capable (disk, true, error))
+    return false;
+  gate_enter (disk, true);
+  ok = disk->ops->snapshot_delete (disk, id_or_name, error);
+  gate_leave (disk, true);
+  return ok;
+}
+
+bool
+vr_disk_resize (VrDisk    *disk,
+                uint64_t   new_size,
+                bool       allow_shrink,
+                GError   **error)
+{
+  bool ok;
+
+  g_return_val_if_fail (disk != NULL, false);
+  if (!check_snapshot_capable (disk, false, error))
+    return false;
+  if (new_size > VR_DISK_MAX_SIZE)
+    {
+      g_set_error (error, VR_DISK_ERROR, VR_DISK_ERROR_INVALID,
+                   "%s: size %" G_GUINT64_FORMAT " is too large (the limit is 2^62 bytes)",
+                   disk->filename, new_size);
+      return false;
+    }
+  gate_enter (disk, true);
+  ok = disk->ops->resize (disk, new_size, allow_shrink, error);
+  gate_leave (disk, true);
+  return ok;
 }

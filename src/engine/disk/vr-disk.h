@@ -9,7 +9,8 @@
 G_BEGIN_DECLS
 
 /*
- * Disk images: raw, qcow2 (v2/v3, read/write, backing files, zlib clusters read) and VMDK
+ * Disk images: raw, qcow2 (v2/v3, read/write, backing files, zlib clusters read, internal
+ * snapshots) and VMDK
  * (read-only: monolithicSparse, streamOptimized, monolithicFlat, twoGbMaxExtent*).
  *
  * The format is always chosen by the caller (it lives in the machine's configuration); the
@@ -21,6 +22,8 @@ G_BEGIN_DECLS
  * Thread safety: every I/O function may be called concurrently from several threads on the
  * same VrDisk. Raw and VMDK images need no lock (pread/pwrite); a qcow2 image serializes its
  * requests with one mutex per image (the metadata caches and the allocator live under it).
+ * Requests also pass a per-disk gate that snapshot and resize operations hold exclusively (a
+ * waiting one holds new requests back), so the virtual size never changes under a request.
  * vr_disk_close() must not race with I/O.
  *
  * VMDK images are read-only: opening one without VR_DISK_OPEN_READONLY fails with
@@ -32,6 +35,16 @@ G_BEGIN_DECLS
  * A crash (even SIGKILL or power loss) therefore only leaks clusters (`vireo-img check -r
  * leaks` or `qemu-img check -r leaks` repairs that); data written before the last
  * successful vr_disk_flush() is never lost. Lazy refcounts are never used.
+ *
+ * Internal snapshots and resize (qcow2) change the metadata as one transaction: every table
+ * that changes (the active L1 and L2 tables, refcount blocks, the refcount table, the snapshot
+ * table) is written to free clusters, synced, and then a single write of the header (48 bytes
+ * inside its first sector: size, L1, refcount table and snapshot table fields) switches to the
+ * new state, followed by another fdatasync. A crash before that write leaves the old image
+ * as it was (the new tables sit in clusters it does not use); after it, the new one. The old
+ * tables are freed in the same transaction, so not even a leak remains. `qemu-img check`
+ * is clean at every point, which QEMU's own in-place updates do not guarantee (between its
+ * refcount and COPIED-flag writes, check reports corruption).
  */
 
 typedef enum
@@ -115,6 +128,22 @@ typedef struct
   bool       checked;            /* false: the format has no metadata to check (raw, VMDK) */
   GPtrArray *messages;           /* char *, one line per problem, as qemu-img prints them */
 } VrDiskCheckResult;
+
+/*
+ * An internal snapshot (qcow2), as stored in the image's snapshot table. Strings are UTF-8 as
+ * far as Vireo is concerned but come from the image: treat them as untrusted bytes.
+ */
+typedef struct
+{
+  char     *id;             /* unique; numeric when chosen by Vireo or QEMU ("1", "2", …) */
+  char     *name;           /* QEMU calls it the tag */
+  uint64_t  vm_state_size;  /* bytes of saved VM state in the image (0: disk-only snapshot) */
+  int64_t   date_sec;       /* creation time, seconds since the epoch (UTC) */
+  uint32_t  date_nsec;
+  uint64_t  vm_clock_nsec;  /* guest clock when it was taken */
+  uint64_t  disk_size;      /* virtual size of the disk when it was taken */
+  uint64_t  icount;         /* QEMU's instruction count; UINT64_MAX when not recorded */
+} VrDiskSnapshot;
 
 /* clang-format off */
 bool         vr_disk_format_from_string (const char          *s,
@@ -208,9 +237,66 @@ bool         vr_disk_check              (const char          *path,
                                          VrDiskCheckResult   *result,
                                          GError             **error);
 void         vr_disk_check_result_clear (VrDiskCheckResult   *result);
+
+/*
+ * Internal snapshots (qcow2 only, compatible with `qemu-img snapshot`).
+ *
+ * Thread safety: each function may be called while other threads do I/O on the same VrDisk;
+ * it waits for the requests in flight and holds new ones back until it is done (the disk's
+ * gate, exclusively, then the qcow2 image lock); _list passes the gate shared. None of them
+ * may be called from a thread that is inside another call on the same disk. Pausing the VM
+ * first is still wiser: apply changes the data under a running guest.
+ *
+ * Crash safety: each change is one transaction ending with one atomic header write (see the
+ * top of this file): after a crash the image either has the change or does not, and `qemu-img
+ * check` is clean either way. Data written before the call is flushed first.
+ *
+ * Raw and VMDK images: _list returns an empty array; the others fail with
+ * VR_DISK_ERROR_UNSUPPORTED. A read-only disk: VR_DISK_ERROR_READ_ONLY. A damaged snapshot
+ * table: VR_DISK_ERROR_CORRUPT (when opening, or for a disk opened for metadata only, when
+ * listing). An unknown id_or_name: VR_DISK_ERROR_NOT_FOUND. id_or_name is looked up first as
+ * an id, then as a name, as QEMU does.
+ */
+void         vr_disk_snapshot_free      (VrDiskSnapshot      *snapshot);
+/* Array of VrDiskSnapshot *, in table order (oldest first), owning its elements. */
+GPtrArray   *vr_disk_snapshot_list      (VrDisk              *disk,
+                                         GError             **error);
+/* id NULL: the next free numeric id (one more than the largest, as QEMU picks it). A
+ * duplicate id or name: VR_DISK_ERROR_INVALID. The snapshot records the current time, the
+ * virtual size and vm_clock_nsec; the data stays shared until either side is written. */
+bool         vr_disk_snapshot_create    (VrDisk              *disk,
+                                         const char          *id,
+                                         const char          *name,
+                                         uint64_t             vm_clock_nsec,
+                                         GError             **error);
+/* The disk's contents (and virtual size, if it differs) become the snapshot's; the current
+ * state is dropped. The snapshot stays. */
+bool         vr_disk_snapshot_apply     (VrDisk              *disk,
+                                         const char          *id_or_name,
+                                         GError             **error);
+/* Frees the clusters only the snapshot used. */
+bool         vr_disk_snapshot_delete    (VrDisk              *disk,
+                                         const char          *id_or_name,
+                                         GError             **error);
+
+/*
+ * Changes the virtual size. qcow2: grows only (a multiple of 512; a larger L1 table is
+ * written first and switched in with the size, atomically); a v2 image with snapshots is
+ * refused (VR_DISK_ERROR_UNSUPPORTED), like QEMU; shrinking is refused (VR_DISK_ERROR_INVALID)
+ * even with allow_shrink. Raw: ftruncate, then fdatasync; shrinking needs allow_shrink
+ * (VR_DISK_ERROR_INVALID otherwise) and drops the data past the end. VMDK:
+ * VR_DISK_ERROR_UNSUPPORTED. Thread safety as for snapshots (I/O waits while it runs).
+ * A qcow2 overlay grown past the old end of a larger backing file gets zeroes written over
+ * the newly visible range afterwards (a crash in between can show backing data there).
+ */
+bool         vr_disk_resize             (VrDisk              *disk,
+                                         uint64_t             new_size,
+                                         bool                 allow_shrink,
+                                         GError             **error);
 /* clang-format on */
 
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (VrDisk, vr_disk_close)
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (VrDiskInfo, vr_disk_info_free)
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (VrDiskSnapshot, vr_disk_snapshot_free)
 
 G_END_DECLS

@@ -16,7 +16,12 @@
  *   - a new refcount block is written and synced before the refcount table points at it; a
  *     grown refcount table is written and synced before the header points at it;
  *   - clusters dropped by discard/overwrite are freed only after the L2 tables no longer
- *     referencing them are on disk (Qcow2.pending_free, processed by flush).
+ *     referencing them are on disk (Qcow2.pending_free, processed by flush);
+ *   - a write to a cluster or L2 table a snapshot shares (refcount > 1, COPIED clear) copies
+ *     it first; the shared one loses its reference like an overwritten cluster above;
+ *   - snapshot create/apply/delete and L1 growth are transactions (Txn, below): new tables
+ *     and shadow copies of the refcount blocks go to free clusters, then one header write
+ *     switches to them.
  * A crash at any point therefore leaves at worst leaked clusters.
  */
 
@@ -53,6 +58,11 @@
 #define MAX_L1_BYTES             (32u << 20)
 #define MAX_REFTABLE_BYTES       (8u << 20)
 #define MAX_SNAPSHOTS            65536u
+#define MAX_SNAPSHOT_TABLE_BYTES (64u << 20)  /* QEMU's limit too */
+#define MAX_SNAPSHOT_EXTRA       1024u        /* idem */
+#define SNAPSHOT_EXTRA_KNOWN     24u          /* vm_state_size_large, disk_size, icount */
+#define MAX_SNAPSHOT_ID_LEN      127u         /* what QEMU's tools keep (QEMUSnapshotInfo) */
+#define MAX_SNAPSHOT_NAME_LEN    255u
 #define MAX_PENDING_FREE         4096u
 
 typedef struct
@@ -75,6 +85,23 @@ typedef struct
   uint64_t offset;
   uint64_t len;
 } Extent;
+
+/* One entry of the snapshot table. */
+typedef struct
+{
+  uint64_t  l1_offset;
+  uint32_t  l1_size;
+  char     *id;
+  char     *name;
+  uint32_t  date_sec;
+  uint32_t  date_nsec;
+  uint64_t  vm_clock_nsec;
+  uint64_t  vm_state_size;
+  uint64_t  disk_size;
+  uint64_t  icount;
+  uint8_t  *unknown_extra;     /* extra data past the fields we know, kept as it is */
+  uint32_t  unknown_extra_len;
+} Snap;
 
 typedef struct
 {
@@ -107,6 +134,9 @@ typedef struct
 
   uint32_t  nb_snapshots;
   uint64_t  snapshots_offset;
+  uint64_t  snapshots_size;   /* bytes of the table */
+  Snap     *snaps;            /* nb_snapshots entries (NULL if the table could not be read) */
+  char     *snapshots_error;  /* why, for metadata-only opens (check, info) */
 
   char     *backing_name;
   char     *backing_full;
@@ -793,6 +823,22 @@ flush_locked (Qcow2   *q,
   return true;
 }
 
+/* Drops a reference to [offset, offset + len) once the tables that no longer point at it are
+ * on disk (at the next flush). */
+static bool
+queue_free_extent (Qcow2     *q,
+                   uint64_t   offset,
+                   uint64_t   len,
+                   GError   **error)
+{
+  Extent e = { offset, len };
+
+  g_array_append_val (q->pending_free, e);
+  if (q->pending_free->len >= MAX_PENDING_FREE)
+    return flush_locked (q, error);
+  return true;
+}
+
 /* L1/L2 */
 
 static bool
@@ -828,22 +874,58 @@ get_l2_table_for_write (Qcow2     *q,
                         GError   **error)
 {
   uint64_t l1i = guest >> (q->cluster_bits + q->l2_bits);
-  uint64_t l2off = q->l1[l1i] & L1E_OFFSET_MASK;
+  uint64_t l2off;
 
+  if (l1i >= q->l1_size)
+    return fail (q, error, VR_DISK_ERROR_OUT_OF_RANGE,
+                 "qcow2 write at 0x%" G_GINT64_MODIFIER "x lies past the L1 table", guest);
+  l2off = q->l1[l1i] & L1E_OFFSET_MASK;
   if (l2off != 0 && !(q->l1[l1i] & OFLAG_COPIED))
     {
-      uint64_t rc;
+      uint64_t rc, copy;
+      g_autofree uint8_t *old = NULL;
+      uint8_t *t;
 
       if (!get_refcount (q, l2off >> q->cluster_bits, &rc, error))
         return false;
-      if (rc != 1)
-        return fail (q, error, VR_DISK_ERROR_UNSUPPORTED,
-                     "qcow2 L2 table at 0x%" G_GINT64_MODIFIER "x is shared (refcount %"
-                     G_GUINT64_FORMAT "); writing to shared clusters is not supported",
-                     l2off, rc);
-      q->l1[l1i] |= OFLAG_COPIED;
-      q->l1_dirty[l1i] = 1;
-      q->any_l1_dirty = true;
+      if (rc == 0)
+        {
+          q->broken = true;
+          return fail (q, error, VR_DISK_ERROR_CORRUPT,
+                       "qcow2 L2 table at 0x%" G_GINT64_MODIFIER "x has refcount 0; run "
+                       "“vireo-img check -r all”", l2off);
+        }
+      if (rc == 1)
+        {
+          q->l1[l1i] |= OFLAG_COPIED;
+          q->l1_dirty[l1i] = 1;
+          q->any_l1_dirty = true;
+        }
+      else
+        {
+          /* Shared with a snapshot: copy on write. Every cluster the copy points at is now
+           * shared too (by the old table and the copy), so its entries lose COPIED; the
+           * refcounts of those clusters do not change (one table replaces another). */
+          t = cache_get (q, &q->l2_cache, l2off, false, "L2 table", error);
+          if (t == NULL)
+            return false;
+          old = g_memdup2 (t, q->cluster_size);
+          for (uint64_t j = 0; j < q->l2_entries; j++)
+            put_be64 (old + 8 * j, be64_at (old + 8 * j) & ~OFLAG_COPIED);
+          if (!alloc_cluster (q, &copy, error))
+            return false;
+          t = cache_get (q, &q->l2_cache, copy, true, NULL, error);
+          if (t == NULL)
+            return false;
+          memcpy (t, old, q->cluster_size);
+          q->l1[l1i] = copy | OFLAG_COPIED;
+          q->l1_dirty[l1i] = 1;
+          q->any_l1_dirty = true;
+          /* The old table loses its reference only after the L1 entry is on disk. */
+          if (!queue_free_extent (q, l2off, q->cluster_size, error))
+            return false;
+          l2off = copy;
+        }
     }
   if (l2off == 0)
     {
@@ -1065,26 +1147,15 @@ queue_free (Qcow2     *q,
             uint64_t   host,
             GError   **error)
 {
-  Extent e;
-
   if (host == 0)
     return true;
   if (type == C_COMPRESSED)
     {
       uint64_t nsec = ((entry >> q->csize_shift) & q->csize_mask) + 1;
 
-      e.offset = host & ~UINT64_C (511);
-      e.len = nsec * 512;
+      return queue_free_extent (q, host & ~UINT64_C (511), nsec * 512, error);
     }
-  else
-    {
-      e.offset = host;
-      e.len = q->cluster_size;
-    }
-  g_array_append_val (q->pending_free, e);
-  if (q->pending_free->len >= MAX_PENDING_FREE)
-    return flush_locked (q, error);
-  return true;
+  return queue_free_extent (q, host, q->cluster_size, error);
 }
 
 /* Writes buf (NULL: zeroes) to [guest, guest + len) within one cluster. */
@@ -1100,6 +1171,7 @@ write_chunk (Qcow2               *q,
   uint64_t entry, host, in = guest & (q->cluster_size - 1), cstart = guest - in, newoff;
   ClusterType type;
   g_autofree uint8_t *buf = NULL;
+  bool shared = false;
 
   if (!get_l2_entry (q, guest, &entry, error) || !classify (q, entry, &type, &host, error))
     return false;
@@ -1110,16 +1182,23 @@ write_chunk (Qcow2               *q,
 
       if (!get_refcount (q, host >> q->cluster_bits, &rc, error))
         return false;
-      if (rc != 1)
-        return fail (q, error, VR_DISK_ERROR_UNSUPPORTED,
-                     "qcow2 cluster at 0x%" G_GINT64_MODIFIER "x is shared (refcount %"
-                     G_GUINT64_FORMAT "); writing to shared clusters is not supported",
-                     host, rc);
-      entry |= OFLAG_COPIED;
-      if (!set_l2_entry (q, guest, entry, error))
-        return false;
+      if (rc == 0)
+        {
+          q->broken = true;
+          return fail (q, error, VR_DISK_ERROR_CORRUPT,
+                       "qcow2 data cluster at 0x%" G_GINT64_MODIFIER "x has refcount 0; run "
+                       "“vireo-img check -r all”", host);
+        }
+      if (rc == 1)
+        {
+          entry |= OFLAG_COPIED;
+          if (!set_l2_entry (q, guest, entry, error))
+            return false;
+        }
+      else
+        shared = true;  /* a snapshot uses it: copy on write below */
     }
-  if (type == C_NORMAL)
+  if (type == C_NORMAL && !shared)
     {
       g_autoptr (GError) local_error = NULL;
 
@@ -1146,18 +1225,10 @@ write_chunk (Qcow2               *q,
 
   if (type == C_ZERO && host != 0 && (entry & OFLAG_COPIED))
     newoff = host;  /* preallocated zero cluster: reuse it */
-  else
+  else if (!alloc_cluster (q, &newoff, error))
     {
-      if (!alloc_cluster (q, &newoff, error))
-        {
-          free (g_steal_pointer (&buf));
-          return false;
-        }
-      if (!queue_free (q, entry, type, host, error))
-        {
-          free (g_steal_pointer (&buf));
-          return false;
-        }
+      free (g_steal_pointer (&buf));
+      return false;
     }
   if (!pwrite_all (q, buf, q->cluster_size, newoff, error))
     {
@@ -1165,7 +1236,13 @@ write_chunk (Qcow2               *q,
       return false;
     }
   free (g_steal_pointer (&buf));
-  return set_l2_entry (q, guest, newoff | OFLAG_COPIED, error);
+  if (!set_l2_entry (q, guest, newoff | OFLAG_COPIED, error))
+    return false;
+  /* The old cluster loses its reference once the L2 entry is on disk (queued after the entry
+   * changed: a flush triggered here must not release a cluster still in the table). */
+  if (newoff != host)
+    return queue_free (q, entry, type, host, error);
+  return true;
 }
 
 static bool
@@ -1341,6 +1418,1248 @@ qcow2_block_status (VrDisk    *disk,
   return true;
 }
 
+/* Internal snapshots: the table */
+
+static void
+snap_clear (Snap *sn)
+{
+  g_free (sn->id);
+  g_free (sn->name);
+  g_free (sn->unknown_extra);
+  memset (sn, 0, sizeof *sn);
+}
+
+static void
+snaps_free (Snap     *snaps,
+            uint32_t  n)
+{
+  for (uint32_t i = 0; i < n && snaps != NULL; i++)
+    snap_clear (&snaps[i]);
+  g_free (snaps);
+}
+
+static uint64_t
+l1_entries_for (Qcow2    *q,
+                uint64_t  size)
+{
+  return (size + (q->cluster_size << q->l2_bits) - 1) >> (q->cluster_bits + q->l2_bits);
+}
+
+/* Checks an L1 table's place: size limit, alignment, inside the file. */
+static bool
+check_l1_place (Qcow2       *q,
+                uint64_t     offset,
+                uint64_t     entries,
+                const char  *what,
+                GError     **error)
+{
+  if (entries * 8 > MAX_L1_BYTES)
+    return fail (q, error, VR_DISK_ERROR_CORRUPT,
+                 "%s has %" G_GUINT64_FORMAT " entries (limit %u MiB)", what, entries,
+                 MAX_L1_BYTES >> 20);
+  if ((offset & (q->cluster_size - 1)) != 0)
+    return fail (q, error, VR_DISK_ERROR_CORRUPT,
+                 "%s offset 0x%" G_GINT64_MODIFIER "x is not cluster aligned", what, offset);
+  if (entries > 0 && (offset == 0 || !in_file (q, offset, entries * 8)))
+    return fail (q, error, VR_DISK_ERROR_CORRUPT,
+                 "%s at 0x%" G_GINT64_MODIFIER "x lies outside the file", what, offset);
+  return true;
+}
+
+/* Reads and checks the snapshot table (every value in it is hostile until checked). */
+static bool
+read_snapshots (Qcow2   *q,
+                GError **error)
+{
+  uint64_t off, end;
+  Snap *snaps;
+
+  if (q->nb_snapshots == 0)
+    return true;
+  if (q->nb_snapshots > MAX_SNAPSHOTS)
+    return fail (q, error, VR_DISK_ERROR_CORRUPT,
+                 "qcow2 snapshot table has %u entries (limit %u)", q->nb_snapshots,
+                 MAX_SNAPSHOTS);
+  if (q->snapshots_offset == 0 || (q->snapshots_offset & (q->cluster_size - 1)) != 0
+      || !in_file (q, q->snapshots_offset, 40))
+    return fail (q, error, VR_DISK_ERROR_CORRUPT,
+                 "qcow2 snapshot table offset 0x%" G_GINT64_MODIFIER "x is invalid",
+                 q->snapshots_offset);
+
+  snaps = g_new0 (Snap, q->nb_snapshots);
+  off = q->snapshots_offset;
+  for (uint32_t i = 0; i < q->nb_snapshots; i++)
+    {
+      Snap *sn = &snaps[i];
+      uint8_t h[40];
+      uint32_t extra, id_len, name_len;
+      g_autofree uint8_t *rest = NULL;
+      g_autofree char *what = NULL;
+
+      off = (off + 7) & ~UINT64_C (7);
+      if (off - q->snapshots_offset + 40 > MAX_SNAPSHOT_TABLE_BYTES)
+        goto too_big;
+      if (!pread_exact (q, h, sizeof h, off, error))
+        goto fail;
+      sn->l1_offset = be64_at (h);
+      sn->l1_size = be32_at (h + 8);
+      id_len = ((uint32_t) h[12] << 8) | h[13];
+      name_len = ((uint32_t) h[14] << 8) | h[15];
+      sn->date_sec = be32_at (h + 16);
+      sn->date_nsec = be32_at (h + 20);
+      sn->vm_clock_nsec = be64_at (h + 24);
+      sn->vm_state_size = be32_at (h + 32);
+      extra = be32_at (h + 36);
+      if (extra > MAX_SNAPSHOT_EXTRA)
+        {
+          fail (q, error, VR_DISK_ERROR_CORRUPT,
+                "qcow2 snapshot table entry %u has too much extra data (%u bytes, limit %u)",
+                i, extra, MAX_SNAPSHOT_EXTRA);
+          goto fail;
+        }
+      off += 40;
+      if (off - q->snapshots_offset + extra + id_len + name_len > MAX_SNAPSHOT_TABLE_BYTES)
+        goto too_big;
+      rest = g_malloc0 ((size_t) extra + id_len + name_len + 1);
+      if (!pread_exact (q, rest, (size_t) extra + id_len + name_len, off, error))
+        goto fail;
+      off += (uint64_t) extra + id_len + name_len;
+      /* The extra data grew over time; short entries (QEMU before 1.1, v2) get defaults. */
+      if (extra >= 8)
+        sn->vm_state_size = be64_at (rest);
+      sn->disk_size = extra >= 16 ? be64_at (rest + 8) : q->disk->size;
+      sn->icount = extra >= 24 ? be64_at (rest + 16) : UINT64_MAX;
+      if (extra > SNAPSHOT_EXTRA_KNOWN)
+        {
+          sn->unknown_extra_len = extra - SNAPSHOT_EXTRA_KNOWN;
+          sn->unknown_extra = g_memdup2 (rest + SNAPSHOT_EXTRA_KNOWN, sn->unknown_extra_len);
+        }
+      /* Like QEMU, a NUL ends the string. */
+      sn->id = g_strndup ((const char *) rest + extra, id_len);
+      sn->name = g_strndup ((const char *) rest + extra + id_len, name_len);
+      if (sn->disk_size > (UINT64_C (1) << 62))
+        {
+          fail (q, error, VR_DISK_ERROR_CORRUPT,
+                "qcow2 snapshot “%s” has an invalid disk size %" G_GUINT64_FORMAT, sn->id,
+                sn->disk_size);
+          goto fail;
+        }
+      what = g_strdup_printf ("qcow2 L1 table of snapshot “%s”", sn->id);
+      if (!check_l1_place (q, sn->l1_offset, sn->l1_size, what, error))
+        goto fail;
+    }
+  end = off;
+  q->snaps = snaps;
+  q->snapshots_size = end - q->snapshots_offset;
+  return true;
+
+too_big:
+  fail (q, error, VR_DISK_ERROR_CORRUPT, "qcow2 snapshot table is larger than %u MiB",
+        MAX_SNAPSHOT_TABLE_BYTES >> 20);
+fail:
+  snaps_free (snaps, q->nb_snapshots);
+  return false;
+}
+
+/* Serializes a snapshot table as QEMU writes it (24 bytes of known extra data). */
+static uint8_t *
+build_snapshot_table (const Snap *snaps,
+                      uint32_t    n,
+                      uint64_t    cluster_size,
+                      uint64_t   *len_out)
+{
+  uint64_t len = 0, off = 0;
+  uint8_t *buf;
+
+  for (uint32_t i = 0; i < n; i++)
+    len = ((len + 7) & ~UINT64_C (7)) + 40 + SNAPSHOT_EXTRA_KNOWN + snaps[i].unknown_extra_len
+          + strlen (snaps[i].id) + strlen (snaps[i].name);
+  buf = g_malloc0 (MAX ((len + cluster_size - 1) & ~(cluster_size - 1), 1));
+  for (uint32_t i = 0; i < n; i++)
+    {
+      const Snap *sn = &snaps[i];
+      size_t id_len = strlen (sn->id), name_len = strlen (sn->name);
+      uint8_t *h;
+
+      off = (off + 7) & ~UINT64_C (7);
+      h = buf + off;
+      put_be64 (h, sn->l1_offset);
+      put_be32 (h + 8, sn->l1_size);
+      put_be16 (h + 12, (uint16_t) id_len);
+      put_be16 (h + 14, (uint16_t) name_len);
+      put_be32 (h + 16, sn->date_sec);
+      put_be32 (h + 20, sn->date_nsec);
+      put_be64 (h + 24, sn->vm_clock_nsec);
+      /* A state too large for 32 bits reads as "no state" to old readers, as in QEMU. */
+      put_be32 (h + 32, sn->vm_state_size <= UINT32_MAX ? (uint32_t) sn->vm_state_size : 0);
+      put_be32 (h + 36, SNAPSHOT_EXTRA_KNOWN + sn->unknown_extra_len);
+      put_be64 (h + 40, sn->vm_state_size);
+      put_be64 (h + 48, sn->disk_size);
+      put_be64 (h + 56, sn->icount);
+      off += 40 + SNAPSHOT_EXTRA_KNOWN;
+      if (sn->unknown_extra_len > 0)
+        memcpy (buf + off, sn->unknown_extra, sn->unknown_extra_len);
+      off += sn->unknown_extra_len;
+      memcpy (buf + off, sn->id, id_len);
+      off += id_len;
+      memcpy (buf + off, sn->name, name_len);
+      off += name_len;
+    }
+  g_assert (off == len);
+  *len_out = len;
+  return buf;
+}
+
+/* Index of the snapshot with this id, else with this name (QEMU's order), or -1. */
+static int
+find_snapshot (Qcow2       *q,
+               const char  *id_or_name)
+{
+  for (uint32_t i = 0; i < q->nb_snapshots; i++)
+    if (strcmp (q->snaps[i].id, id_or_name) == 0)
+      return (int) i;
+  for (uint32_t i = 0; i < q->nb_snapshots; i++)
+    if (strcmp (q->snaps[i].name, id_or_name) == 0)
+      return (int) i;
+  return -1;
+}
+
+static bool
+snapshots_readable (Qcow2   *q,
+                    GError **error)
+{
+  if (q->snapshots_error != NULL)
+    return fail (q, error, VR_DISK_ERROR_CORRUPT, "%s", q->snapshots_error);
+  g_assert (q->nb_snapshots == 0 || q->snaps != NULL);
+  return true;
+}
+
+static GPtrArray *
+qcow2_snapshot_list (VrDisk  *disk,
+                     GError **error)
+{
+  Qcow2 *q = disk->priv;
+  g_autoptr (GMutexLocker) locker = g_mutex_locker_new (&q->lock);
+  GPtrArray *list;
+
+  if (!snapshots_readable (q, error))
+    return NULL;
+  list = g_ptr_array_new_full (q->nb_snapshots, (GDestroyNotify) vr_disk_snapshot_free);
+  for (uint32_t i = 0; i < q->nb_snapshots; i++)
+    {
+      const Snap *sn = &q->snaps[i];
+      VrDiskSnapshot *v = g_new0 (VrDiskSnapshot, 1);
+
+      v->id = g_strdup (sn->id);
+      v->name = g_strdup (sn->name);
+      v->vm_state_size = sn->vm_state_size;
+      v->date_sec = sn->date_sec;
+      v->date_nsec = sn->date_nsec;
+      v->vm_clock_nsec = sn->vm_clock_nsec;
+      v->disk_size = sn->disk_size;
+      v->icount = sn->icount;
+      g_ptr_array_add (list, v);
+    }
+  return list;
+}
+
+/*
+ * Transactions: snapshot operations and L1 growth change many tables at once. Nothing that
+ * the current header reaches is written in place: new L1/L2 tables, a new snapshot table,
+ * shadow copies of every refcount block that changes and a new refcount table go to clusters
+ * that are free both now and in the new state; then one header write switches everything.
+ * A crash before it leaves the old image (and harmless garbage in free clusters), after it
+ * the new one; the refcounts of each are exact, so `qemu-img check` is clean in both. (QEMU
+ * changes refcounts and COPIED flags in place, in separate writes; check reports the window
+ * between them as corruption.)
+ */
+
+typedef struct
+{
+  uint8_t  *data;     /* the block's new contents */
+  uint64_t  new_off;  /* where it goes; 0 until placed */
+} ShadowBlock;
+
+typedef struct
+{
+  Qcow2      *q;
+  GHashTable *blocks;        /* refcount table index → ShadowBlock */
+  uint64_t    hint;          /* cluster index where the next free cluster search starts */
+  GArray     *dropped;       /* uint64_t clusters whose refcount fell to 0 */
+  uint64_t    old_file_end;
+  uint64_t    rt_offset;     /* the new refcount table, once placed */
+  uint64_t    rt_clusters;
+  uint64_t   *rt;            /* its entries (host order), once built */
+  uint64_t    rt_entries;
+  bool        committed;
+} Txn;
+
+typedef struct
+{
+  uint64_t size;
+  uint32_t l1_size;
+  uint64_t l1_offset;
+  uint32_t nb_snapshots;
+  uint64_t snapshots_offset;
+} TxnHeader;
+
+static void
+shadow_block_free (gpointer p)
+{
+  ShadowBlock *b = p;
+
+  free (b->data);
+  g_free (b);
+}
+
+static void
+txn_init (Txn   *t,
+          Qcow2 *q)
+{
+  memset (t, 0, sizeof *t);
+  t->q = q;
+  t->blocks = g_hash_table_new_full (g_direct_hash, g_direct_equal, NULL, shadow_block_free);
+  t->dropped = g_array_new (FALSE, FALSE, sizeof (uint64_t));
+  t->hint = q->free_hint;
+  t->old_file_end = q->file_end;
+}
+
+/* Forgets an uncommitted transaction: only free clusters were written. */
+static void
+txn_abort (Txn *t)
+{
+  Qcow2 *q = t->q;
+
+  if (!t->committed && q->file_end > t->old_file_end)
+    {
+      /* Clusters past the old end were allocated by this transaction only. */
+      if (ftruncate (q->disk->fd, (off_t) t->old_file_end) == 0)
+        q->file_end = t->old_file_end;
+    }
+  g_clear_pointer (&t->blocks, g_hash_table_unref);
+  g_clear_pointer (&t->dropped, g_array_unref);
+  g_clear_pointer (&t->rt, g_free);
+}
+
+static bool
+txn_block (Txn          *t,
+           uint64_t      r,
+           ShadowBlock **out,
+           GError      **error)
+{
+  Qcow2 *q = t->q;
+  ShadowBlock *b = g_hash_table_lookup (t->blocks, GSIZE_TO_POINTER (r));
+  uint64_t boff;
+
+  if (b == NULL)
+    {
+      if (r >= MAX_REFTABLE_BYTES / 8)
+        return fail (q, error, VR_DISK_ERROR_NO_SPACE,
+                     "qcow2 refcount table would exceed %u MiB", MAX_REFTABLE_BYTES >> 20);
+      if (!rt_block_offset (q, r, &boff, error))
+        return false;
+      b = g_new0 (ShadowBlock, 1);
+      b->data = vr_disk_alloc_aligned (q->cluster_size);
+      if (boff == 0)
+        memset (b->data, 0, q->cluster_size);
+      else
+        {
+          uint8_t *old = cache_get (q, &q->rb_cache, boff, false, "refcount block", error);
+
+          if (old == NULL)
+            {
+              shadow_block_free (b);
+              return false;
+            }
+          memcpy (b->data, old, q->cluster_size);
+        }
+      g_hash_table_insert (t->blocks, GSIZE_TO_POINTER (r), b);
+    }
+  *out = b;
+  return true;
+}
+
+/* The refcount of a cluster in the new state. */
+static bool
+txn_get (Txn       *t,
+         uint64_t   c,
+         uint64_t  *rc,
+         GError   **error)
+{
+  Qcow2 *q = t->q;
+  ShadowBlock *b = g_hash_table_lookup (t->blocks, GSIZE_TO_POINTER (c / q->rb_entries));
+
+  if (b != NULL)
+    {
+      *rc = rb_get (q, b->data, c % q->rb_entries);
+      return true;
+    }
+  return get_refcount (q, c, rc, error);
+}
+
+static bool
+txn_add (Txn       *t,
+         uint64_t   c,
+         int        delta,
+         GError   **error)
+{
+  Qcow2 *q = t->q;
+  ShadowBlock *b = NULL;
+  uint64_t rc, o, l;
+
+  if (!txn_get (t, c, &rc, error))
+    return false;
+  if (delta > 0 && rc >= q->refcount_max)
+    return fail (q, error, VR_DISK_ERROR_NO_SPACE,
+                 "qcow2 refcount of cluster 0x%" G_GINT64_MODIFIER "x would overflow (%u-bit "
+                 "refcounts): too many snapshots share it", c << q->cluster_bits,
+                 1u << q->refcount_order);
+  if (delta < 0 && rc == 0)
+    return fail (q, error, VR_DISK_ERROR_CORRUPT,
+                 "qcow2 refcount of cluster 0x%" G_GINT64_MODIFIER "x would drop below 0; the "
+                 "refcounts are inconsistent (run “vireo-img check”)", c << q->cluster_bits);
+  if (!txn_block (t, c / q->rb_entries, &b, error))
+    return false;
+  rb_set (q, b->data, c % q->rb_entries, delta > 0 ? rc + 1 : rc - 1, &o, &l);
+  if (delta < 0 && rc == 1)
+    g_array_append_val (t->dropped, c);
+  return true;
+}
+
+static bool
+txn_add_range (Txn       *t,
+               uint64_t   offset,
+               uint64_t   len,
+               int        delta,
+               GError   **error)
+{
+  uint32_t bits = t->q->cluster_bits;
+
+  if (len == 0)
+    return true;
+  for (uint64_t c = offset >> bits; c <= (offset + len - 1) >> bits; c++)
+    if (!txn_add (t, c, delta, error))
+      return false;
+  return true;
+}
+
+/* n contiguous clusters free now and in the new state; they get refcount 1 in the latter. */
+static bool
+txn_alloc (Txn       *t,
+           uint64_t   n,
+           uint64_t  *offset,
+           GError   **error)
+{
+  Qcow2 *q = t->q;
+  uint64_t limit = UINT64_C (1) << (56 - q->cluster_bits), start = t->hint, len = 0;
+
+  g_assert (n > 0);
+  for (uint64_t c = start; len < n; c++)
+    {
+      uint64_t old_rc, rc;
+
+      if (c >= limit)
+        return fail (q, error, VR_DISK_ERROR_NO_SPACE, "qcow2 image is full (offset limit)");
+      if (!get_refcount (q, c, &old_rc, error) || !txn_get (t, c, &rc, error))
+        return false;
+      if (old_rc != 0 || rc != 0)
+        {
+          len = 0;
+          start = c + 1;
+          continue;
+        }
+      if (is_metadata_cluster (q, c))
+        return fail (q, error, VR_DISK_ERROR_CORRUPT,
+                     "qcow2 refcounts are inconsistent: metadata cluster 0x%" G_GINT64_MODIFIER
+                     "x is marked free; run “vireo-img check -r all”", c << q->cluster_bits);
+      len++;
+    }
+  for (uint64_t c = start; c < start + n; c++)
+    if (!txn_add (t, c, 1, error))
+      return false;
+  t->hint = start + n;
+  *offset = start << q->cluster_bits;
+  if (*offset + n * q->cluster_size > q->file_end)
+    q->file_end = *offset + n * q->cluster_size;
+  return true;
+}
+
+/* Writes buf (len bytes, zero-padded to whole clusters) to new clusters. */
+static bool
+txn_write_new (Txn            *t,
+               const void     *buf,
+               uint64_t        len,
+               uint64_t       *offset,
+               GError        **error)
+{
+  Qcow2 *q = t->q;
+  uint64_t n = (len + q->cluster_size - 1) >> q->cluster_bits;
+  g_autofree uint8_t *padded = NULL;
+
+  *offset = 0;
+  if (n == 0)
+    return true;
+  if (!txn_alloc (t, n, offset, error))
+    return false;
+  padded = g_malloc0 (n << q->cluster_bits);
+  memcpy (padded, buf, len);
+  return pwrite_all (q, padded, n << q->cluster_bits, *offset, error);
+}
+
+/* Writes a host-order L1 table to new clusters. */
+static bool
+txn_write_l1 (Txn             *t,
+              const uint64_t  *l1,
+              uint32_t         size,
+              uint64_t        *offset,
+              GError         **error)
+{
+  g_autofree uint64_t *be = g_new (uint64_t, MAX (size, 1));
+
+  for (uint32_t i = 0; i < size; i++)
+    be[i] = GUINT64_TO_BE (l1[i]);
+  return txn_write_new (t, be, (uint64_t) size * 8, offset, error);
+}
+
+static bool
+read_l1_table (Qcow2       *q,
+               uint64_t     offset,
+               uint32_t     size,
+               uint32_t     alloc_size,
+               const char  *what,
+               uint64_t   **out,
+               GError     **error)
+{
+  g_autofree uint64_t *l1 = NULL;
+
+  if (!check_l1_place (q, offset, size, what, error))
+    return false;
+  l1 = g_new0 (uint64_t, MAX (MAX (size, alloc_size), 1));
+  if (size > 0 && !pread_exact (q, l1, (size_t) size * 8, offset, error))
+    return false;
+  for (uint32_t i = 0; i < size; i++)
+    l1[i] = GUINT64_FROM_BE (l1[i]);
+  *out = g_steal_pointer (&l1);
+  return true;
+}
+
+/* Reads an L2 table straight from the file (the cache holds only active, clean tables). */
+static bool
+read_l2_direct (Qcow2     *q,
+                uint64_t   offset,
+                uint8_t   *buf,
+                GError   **error)
+{
+  if ((offset & (q->cluster_size - 1)) != 0 || !in_file (q, offset, q->cluster_size))
+    return fail (q, error, VR_DISK_ERROR_CORRUPT,
+                 "qcow2 L2 table offset 0x%" G_GINT64_MODIFIER "x is invalid", offset);
+  return pread_exact (q, buf, q->cluster_size, offset, error);
+}
+
+/* Adds delta to the refcount of every cluster an L2 entry points at. */
+static bool
+txn_l2_entry_refs (Txn       *t,
+                   uint64_t   e,
+                   int        delta,
+                   GError   **error)
+{
+  Qcow2 *q = t->q;
+  uint64_t host;
+
+  if (e & OFLAG_COMPRESSED)
+    {
+      uint64_t nsec = ((e >> q->csize_shift) & q->csize_mask) + 1;
+
+      host = e & q->coffset_mask;
+      if (host == 0 || host >= q->file_end)
+        return fail (q, error, VR_DISK_ERROR_CORRUPT,
+                     "qcow2 compressed cluster at 0x%" G_GINT64_MODIFIER "x lies past the end "
+                     "of the file", host);
+      return txn_add_range (t, host & ~UINT64_C (511), nsec * 512, delta, error);
+    }
+  host = e & L2E_OFFSET_MASK;
+  if (host == 0)
+    return true;
+  if ((host & (q->cluster_size - 1)) != 0 || host >= q->file_end)
+    return fail (q, error, VR_DISK_ERROR_CORRUPT,
+                 "qcow2 data cluster offset 0x%" G_GINT64_MODIFIER "x is invalid", host);
+  return txn_add (t, host >> q->cluster_bits, delta, error);
+}
+
+/* Drops one L1 table's references: every L2 table it points at, and through each of them
+ * every data cluster (a data cluster's refcount counts the L1→L2 paths reaching it). */
+static bool
+txn_drop_l1 (Txn             *t,
+             const uint64_t  *l1,
+             uint32_t         size,
+             uint8_t         *buf,
+             GError         **error)
+{
+  Qcow2 *q = t->q;
+
+  for (uint32_t i = 0; i < size; i++)
+    {
+      uint64_t l2off = l1[i] & L1E_OFFSET_MASK;
+
+      if (l2off == 0)
+        continue;
+      if (!read_l2_direct (q, l2off, buf, error))
+        return false;
+      for (uint64_t j = 0; j < q->l2_entries; j++)
+        if (!txn_l2_entry_refs (t, be64_at (buf + 8 * j), -1, error))
+          return false;
+      if (!txn_add (t, l2off >> q->cluster_bits, -1, error))
+        return false;
+    }
+  return true;
+}
+
+/* Gives the active image its own copy of the L2 table at l2off: every cluster it points at
+ * gains a reference (so is shared: the copy's entries lose COPIED). */
+static bool
+txn_copy_l2 (Txn       *t,
+             uint64_t   l2off,
+             uint8_t   *buf,
+             uint64_t  *copy,
+             GError   **error)
+{
+  Qcow2 *q = t->q;
+
+  if (!read_l2_direct (q, l2off, buf, error))
+    return false;
+  for (uint64_t j = 0; j < q->l2_entries; j++)
+    {
+      uint64_t e = be64_at (buf + 8 * j);
+
+      if (!txn_l2_entry_refs (t, e, 1, error))
+        return false;
+      put_be64 (buf + 8 * j, e & ~OFLAG_COPIED);
+    }
+  return txn_write_new (t, buf, q->cluster_size, copy, error);
+}
+
+/* The active L1 table as it must be in the new state: an L2 table whose entries' COPIED flags
+ * no longer match the new refcounts is replaced by a corrected copy (never changed in place:
+ * the old state still uses it); each L1 entry's COPIED follows its table's refcount. */
+static bool
+txn_fix_active (Txn       *t,
+                uint64_t  *l1,
+                uint8_t   *buf,
+                bool      *changed,
+                GError   **error)
+{
+  Qcow2 *q = t->q;
+
+  *changed = false;
+  for (uint32_t i = 0; i < q->l1_size; i++)
+    {
+      uint64_t l2off = q->l1[i] & L1E_OFFSET_MASK, rc, copy;
+      bool dirty = false;
+
+      l1[i] = q->l1[i];
+      if (l2off == 0)
+        continue;
+      if (!read_l2_direct (q, l2off, buf, error))
+        return false;
+      for (uint64_t j = 0; j < q->l2_entries; j++)
+        {
+          uint64_t e = be64_at (buf + 8 * j), host = e & L2E_OFFSET_MASK;
+
+          if ((e & OFLAG_COMPRESSED) || host == 0)
+            continue;
+          if (!txn_get (t, host >> q->cluster_bits, &rc, error))
+            return false;
+          if ((rc == 1) != ((e & OFLAG_COPIED) != 0))
+            {
+              put_be64 (buf + 8 * j, e ^ OFLAG_COPIED);
+              dirty = true;
+            }
+        }
+      if (dirty)
+        {
+          if (!txn_write_new (t, buf, q->cluster_size, &copy, error)
+              || !txn_add (t, l2off >> q->cluster_bits, -1, error))
+            return false;
+          l1[i] = copy | OFLAG_COPIED;
+        }
+      else
+        {
+          if (!txn_get (t, l2off >> q->cluster_bits, &rc, error))
+            return false;
+          l1[i] = rc == 1 ? l1[i] | OFLAG_COPIED : l1[i] & ~OFLAG_COPIED;
+        }
+      *changed |= l1[i] != q->l1[i];
+    }
+  return true;
+}
+
+/* Every table the new state keeps must still be referenced (a hostile image could make a
+ * deletion free clusters another table still uses). */
+static bool
+txn_check_kept (Txn         *t,
+                uint64_t     offset,
+                uint64_t     len,
+                const char  *what,
+                GError     **error)
+{
+  Qcow2 *q = t->q;
+
+  if (len == 0)
+    return true;
+  for (uint64_t c = offset >> q->cluster_bits; c <= (offset + len - 1) >> q->cluster_bits; c++)
+    {
+      uint64_t rc;
+
+      if (!txn_get (t, c, &rc, error))
+        return false;
+      if (rc == 0)
+        return fail (q, error, VR_DISK_ERROR_CORRUPT,
+                     "qcow2 %s at 0x%" G_GINT64_MODIFIER "x would be freed while in use; the "
+                     "refcounts are inconsistent (run “vireo-img check”)", what,
+                     c << q->cluster_bits);
+    }
+  return true;
+}
+
+/* An L1 table the new state keeps, and each L2 table it points at, must stay referenced.
+ * l1 NULL: read it from the file. */
+static bool
+txn_check_kept_l1 (Txn             *t,
+                   uint64_t         offset,
+                   uint32_t         size,
+                   const uint64_t  *l1,
+                   GError         **error)
+{
+  Qcow2 *q = t->q;
+  g_autofree uint64_t *read = NULL;
+
+  if (!txn_check_kept (t, offset, (uint64_t) size * 8, "L1 table", error))
+    return false;
+  if (l1 == NULL)
+    {
+      if (!read_l1_table (q, offset, size, 0, "qcow2 L1 table", &read, error))
+        return false;
+      l1 = read;
+    }
+  for (uint32_t i = 0; i < size; i++)
+    if ((l1[i] & L1E_OFFSET_MASK) != 0
+        && !txn_check_kept (t, l1[i] & L1E_OFFSET_MASK, q->cluster_size, "L2 table", error))
+      return false;
+  return true;
+}
+
+/*
+ * Places the shadow refcount blocks and a new refcount table, writes them, syncs, and
+ * switches the header. Returns true once the header is written (t->committed); the caller
+ * then updates its in-memory state and calls txn_finish().
+ */
+static bool
+txn_commit (Txn              *t,
+            const TxnHeader  *h,
+            GError          **error)
+{
+  Qcow2 *q = t->q;
+  uint64_t cs = q->cluster_size;
+  g_autofree uint8_t *rt_buf = NULL;
+  uint8_t hdr[48];
+  GHashTableIter it;
+  gpointer key, value;
+
+  /* The old refcount table is garbage in the new state. */
+  if (!txn_add_range (t, q->rt_offset, (uint64_t) q->rt_clusters << q->cluster_bits, -1,
+                      error))
+    return false;
+
+  /* Place every changed block (placing one can change another: repeat until stable) and a
+   * refcount table large enough for all of them. */
+  for (;;)
+    {
+      g_autoptr (GArray) todo = g_array_new (FALSE, FALSE, sizeof (uint64_t));
+      uint64_t entries = q->rt_size, nt;
+      bool changed = false;
+
+      g_hash_table_iter_init (&it, t->blocks);
+      while (g_hash_table_iter_next (&it, &key, &value))
+        {
+          uint64_t r = GPOINTER_TO_SIZE (key);
+
+          if (((ShadowBlock *) value)->new_off == 0)
+            g_array_append_val (todo, r);
+        }
+      for (guint i = 0; i < todo->len; i++)
+        {
+          uint64_t r = g_array_index (todo, uint64_t, i), off, boff;
+          ShadowBlock *b;
+
+          if (!txn_alloc (t, 1, &off, error) || !rt_block_offset (q, r, &boff, error))
+            return false;
+          b = g_hash_table_lookup (t->blocks, GSIZE_TO_POINTER (r));
+          b->new_off = off;
+          /* The block it replaces is garbage in the new state. */
+          if (boff != 0 && !txn_add (t, boff >> q->cluster_bits, -1, error))
+            return false;
+          changed = true;
+        }
+      g_hash_table_iter_init (&it, t->blocks);
+      while (g_hash_table_iter_next (&it, &key, &value))
+        entries = MAX (entries, GPOINTER_TO_SIZE (key) + 1);
+      nt = MAX (q->rt_clusters, (entries * 8 + cs - 1) / cs);
+      if (t->rt_offset == 0 || t->rt_clusters < nt)
+        {
+          if (nt * cs > MAX_REFTABLE_BYTES)
+            return fail (q, error, VR_DISK_ERROR_NO_SPACE,
+                         "qcow2 refcount table would exceed %u MiB", MAX_REFTABLE_BYTES >> 20);
+          if (t->rt_offset != 0
+              && !txn_add_range (t, t->rt_offset, t->rt_clusters * cs, -1, error))
+            return false;
+          if (!txn_alloc (t, nt, &t->rt_offset, error))
+            return false;
+          t->rt_clusters = nt;
+          changed = true;
+        }
+      if (!changed)
+        break;
+    }
+
+  t->rt_entries = t->rt_clusters * cs / 8;
+  t->rt = g_new0 (uint64_t, t->rt_entries);
+  memcpy (t->rt, q->rt, q->rt_size * 8);
+  g_hash_table_iter_init (&it, t->blocks);
+  while (g_hash_table_iter_next (&it, &key, &value))
+    {
+      ShadowBlock *b = value;
+
+      t->rt[GPOINTER_TO_SIZE (key)] = b->new_off;
+      if (!pwrite_all (q, b->data, cs, b->new_off, error))
+        return false;
+    }
+  rt_buf = g_malloc (t->rt_clusters * cs);
+  for (uint64_t i = 0; i < t->rt_entries; i++)
+    put_be64 (rt_buf + 8 * i, t->rt[i]);
+  if (!pwrite_all (q, rt_buf, t->rt_clusters * cs, t->rt_offset, error)
+      || !vr_disk_fdatasync (q->disk, q->disk->fd, error))
+    return false;
+
+  /* The switch: bytes 24..71 of the header, one write inside the first sector. */
+  put_be64 (hdr, h->size);
+  put_be32 (hdr + 8, q->crypt_method);
+  put_be32 (hdr + 12, h->l1_size);
+  put_be64 (hdr + 16, h->l1_offset);
+  put_be64 (hdr + 24, t->rt_offset);
+  put_be32 (hdr + 32, (uint32_t) t->rt_clusters);
+  put_be32 (hdr + 36, h->nb_snapshots);
+  put_be64 (hdr + 40, h->snapshots_offset);
+  if (!pwrite_all (q, hdr, sizeof hdr, 24, error))
+    return false;
+  t->committed = true;
+
+  g_free (q->rt);
+  q->rt = g_steal_pointer (&t->rt);
+  q->rt_size = t->rt_entries;
+  q->rt_offset = t->rt_offset;
+  q->rt_clusters = (uint32_t) t->rt_clusters;
+  /* Both caches hold clean copies of tables that may be garbage now. */
+  cache_invalidate (&q->rb_cache);
+  cache_invalidate (&q->l2_cache);
+  q->disk->size = h->size;
+  return true;
+}
+
+/* After the caller updated its state: makes the header durable and releases the host space
+ * of the clusters the new state no longer uses. */
+static bool
+txn_finish (Txn     *t,
+            GError **error)
+{
+  Qcow2 *q = t->q;
+  bool ok = vr_disk_fdatasync (q->disk, q->disk->fd, error);
+
+  for (guint i = 0; ok && i < t->dropped->len; i++)
+    {
+      uint64_t c = g_array_index (t->dropped, uint64_t, i), rc;
+
+      if (get_refcount (q, c, &rc, NULL) && rc == 0)
+        {
+          fallocate (q->disk->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+                     (off_t) (c << q->cluster_bits), (off_t) q->cluster_size);
+          q->free_hint = MIN (q->free_hint, c);
+        }
+    }
+  txn_abort (t);
+  return ok;
+}
+
+/* Shared preamble: writable, readable table, everything of the active image on disk. */
+static bool
+prepare_metadata_change (Qcow2   *q,
+                         GError **error)
+{
+  return check_writable (q, error) && snapshots_readable (q, error) && flush_locked (q, error);
+}
+
+static void
+set_active_l1 (Qcow2     *q,
+               uint64_t  *l1,
+               uint32_t   size,
+               uint64_t   offset)
+{
+  g_free (q->l1);
+  g_free (q->l1_dirty);
+  q->l1 = l1;
+  q->l1_size = size;
+  q->l1_offset = offset;
+  q->l1_dirty = g_new0 (uint8_t, MAX (size, 1));
+  q->any_l1_dirty = false;
+}
+
+static bool
+qcow2_snapshot_create (VrDisk      *disk,
+                       const char  *id,
+                       const char  *name,
+                       uint64_t     vm_clock_nsec,
+                       GError     **error)
+{
+  Qcow2 *q = disk->priv;
+  g_autoptr (GMutexLocker) locker = g_mutex_locker_new (&q->lock);
+  g_autofree uint64_t *l1 = NULL;
+  g_autofree uint8_t *buf = NULL;
+  g_autofree uint8_t *table = NULL;
+  g_autofree Snap *snaps = NULL;
+  uint64_t table_len = 0, table_off = 0, l1_off = q->l1_offset;
+  int64_t now = g_get_real_time ();
+  Snap sn = { 0 };
+  TxnHeader h;
+  Txn t;
+
+  if (!prepare_metadata_change (q, error))
+    return false;
+  if (id == NULL)
+    {
+      guint64 max = 0;
+
+      for (uint32_t i = 0; i < q->nb_snapshots; i++)
+        max = MAX (max, g_ascii_strtoull (q->snaps[i].id, NULL, 10));
+      sn.id = g_strdup_printf ("%" G_GUINT64_FORMAT, max + 1);
+    }
+  else
+    sn.id = g_strdup (id);
+  sn.name = g_strdup (name);
+  if (*sn.id == '\0' || strlen (sn.id) > MAX_SNAPSHOT_ID_LEN)
+    {
+      fail (q, error, VR_DISK_ERROR_INVALID, "a snapshot id must have 1 to %u bytes",
+            MAX_SNAPSHOT_ID_LEN);
+      goto out;
+    }
+  if (*sn.name == '\0' || strlen (sn.name) > MAX_SNAPSHOT_NAME_LEN)
+    {
+      fail (q, error, VR_DISK_ERROR_INVALID, "a snapshot name must have 1 to %u bytes",
+            MAX_SNAPSHOT_NAME_LEN);
+      goto out;
+    }
+  for (uint32_t i = 0; i < q->nb_snapshots; i++)
+    if (strcmp (q->snaps[i].id, sn.id) == 0 || strcmp (q->snaps[i].name, sn.name) == 0)
+      {
+        fail (q, error, VR_DISK_ERROR_INVALID, "a snapshot with %s “%s” exists already",
+              strcmp (q->snaps[i].id, sn.id) == 0 ? "id" : "name",
+              strcmp (q->snaps[i].id, sn.id) == 0 ? sn.id : sn.name);
+        goto out;
+      }
+  if (q->nb_snapshots >= MAX_SNAPSHOTS)
+    {
+      fail (q, error, VR_DISK_ERROR_NO_SPACE, "qcow2 image has %u snapshots already (the "
+            "limit)", q->nb_snapshots);
+      goto out;
+    }
+  /* The current L1 table becomes the snapshot's, with its L2 tables; the active image gets
+   * copies of them below. */
+  sn.l1_offset = q->l1_offset;
+  sn.l1_size = q->l1_size;
+  sn.date_sec = (uint32_t) (now / G_USEC_PER_SEC);
+  sn.date_nsec = (uint32_t) (now % G_USEC_PER_SEC) * 1000;
+  sn.vm_clock_nsec = vm_clock_nsec;
+  sn.disk_size = disk->size;
+  sn.icount = UINT64_MAX;
+  snaps = g_new0 (Snap, q->nb_snapshots + 1);
+  if (q->nb_snapshots > 0)
+    memcpy (snaps, q->snaps, sizeof (Snap) * q->nb_snapshots);
+  snaps[q->nb_snapshots] = sn;
+  table = build_snapshot_table (snaps, q->nb_snapshots + 1, q->cluster_size, &table_len);
+  if (table_len > MAX_SNAPSHOT_TABLE_BYTES)
+    {
+      fail (q, error, VR_DISK_ERROR_NO_SPACE, "qcow2 snapshot table would exceed %u MiB",
+            MAX_SNAPSHOT_TABLE_BYTES >> 20);
+      goto out;
+    }
+
+  txn_init (&t, q);
+  buf = g_malloc (q->cluster_size);
+  l1 = g_new0 (uint64_t, MAX (q->l1_size, 1));
+  for (uint32_t i = 0; i < q->l1_size; i++)
+    {
+      uint64_t l2off = q->l1[i] & L1E_OFFSET_MASK, copy;
+
+      if (l2off == 0)
+        continue;
+      if (!txn_copy_l2 (&t, l2off, buf, &copy, error))
+        goto abort;
+      l1[i] = copy | OFLAG_COPIED;
+    }
+  if (q->l1_size > 0 && !txn_write_l1 (&t, l1, q->l1_size, &l1_off, error))
+    goto abort;
+  if (!txn_write_new (&t, table, table_len, &table_off, error)
+      || !txn_add_range (&t, q->snapshots_offset, q->snapshots_size, -1, error))
+    goto abort;
+  h = (TxnHeader) { disk->size, q->l1_size, l1_off, q->nb_snapshots + 1, table_off };
+  if (!txn_commit (&t, &h, error))
+    goto abort;
+
+  g_free (q->snaps);
+  q->snaps = g_steal_pointer (&snaps);
+  q->nb_snapshots++;
+  q->snapshots_offset = table_off;
+  q->snapshots_size = table_len;
+  set_active_l1 (q, g_steal_pointer (&l1), q->l1_size, l1_off);
+  return txn_finish (&t, error);
+
+abort:
+  txn_abort (&t);
+out:
+  snap_clear (&sn);
+  return false;
+}
+
+static bool
+qcow2_snapshot_apply (VrDisk      *disk,
+                      const char  *id_or_name,
+                      GError     **error)
+{
+  Qcow2 *q = disk->priv;
+  g_autoptr (GMutexLocker) locker = g_mutex_locker_new (&q->lock);
+  g_autofree uint64_t *sl1 = NULL;
+  g_autofree uint64_t *l1 = NULL;
+  g_autofree uint8_t *buf = NULL;
+  g_autofree char *what = NULL;
+  uint64_t l1_off = q->l1_offset, entries;
+  uint32_t l1_size;
+  const Snap *sn;
+  TxnHeader h;
+  Txn t;
+  int k;
+
+  if (!prepare_metadata_change (q, error))
+    return false;
+  k = find_snapshot (q, id_or_name);
+  if (k < 0)
+    return fail (q, error, VR_DISK_ERROR_NOT_FOUND, "no snapshot “%s”", id_or_name);
+  sn = &q->snaps[k];
+  entries = MAX (sn->l1_size, l1_entries_for (q, sn->disk_size));
+  if (entries * 8 > MAX_L1_BYTES)
+    return fail (q, error, VR_DISK_ERROR_CORRUPT,
+                 "snapshot “%s” has a disk size too large for its cluster size", sn->id);
+  l1_size = (uint32_t) entries;
+  what = g_strdup_printf ("qcow2 L1 table of snapshot “%s”", sn->id);
+  if (!read_l1_table (q, sn->l1_offset, sn->l1_size, l1_size, what, &sl1, error))
+    return false;
+
+  txn_init (&t, q);
+  buf = g_malloc (q->cluster_size);
+  l1 = g_new0 (uint64_t, MAX (l1_size, 1));
+  /* The snapshot's tables stay the snapshot's: the active image gets copies. */
+  for (uint32_t i = 0; i < sn->l1_size; i++)
+    {
+      uint64_t l2off = sl1[i] & L1E_OFFSET_MASK, copy;
+
+      if (l2off == 0)
+        continue;
+      if (!txn_copy_l2 (&t, l2off, buf, &copy, error))
+        goto abort;
+      l1[i] = copy | OFLAG_COPIED;
+    }
+  /* The current state goes away. */
+  if (!txn_drop_l1 (&t, q->l1, q->l1_size, buf, error)
+      || !txn_add_range (&t, q->l1_offset, (uint64_t) q->l1_size * 8, -1, error))
+    goto abort;
+  if (l1_size > 0 && !txn_write_l1 (&t, l1, l1_size, &l1_off, error))
+    goto abort;
+  for (uint32_t i = 0; i < q->nb_snapshots; i++)
+    if (!txn_check_kept_l1 (&t, q->snaps[i].l1_offset, q->snaps[i].l1_size, NULL, error))
+      goto abort;
+  if (!txn_check_kept (&t, q->snapshots_offset, q->snapshots_size, "snapshot table", error))
+    goto abort;
+  h = (TxnHeader) { sn->disk_size, l1_size, l1_off, q->nb_snapshots, q->snapshots_offset };
+  if (!txn_commit (&t, &h, error))
+    goto abort;
+  set_active_l1 (q, g_steal_pointer (&l1), l1_size, l1_off);
+  return txn_finish (&t, error);
+
+abort:
+  txn_abort (&t);
+  return false;
+}
+
+static bool
+qcow2_snapshot_delete (VrDisk      *disk,
+                       const char  *id_or_name,
+                       GError     **error)
+{
+  Qcow2 *q = disk->priv;
+  g_autoptr (GMutexLocker) locker = g_mutex_locker_new (&q->lock);
+  g_autofree uint64_t *sl1 = NULL;
+  g_autofree uint64_t *l1 = NULL;
+  g_autofree uint8_t *buf = NULL;
+  g_autofree uint8_t *table = NULL;
+  g_autofree char *what = NULL;
+  g_autofree Snap *rest = NULL;
+  uint64_t l1_off = q->l1_offset, table_len = 0, table_off = 0;
+  uint32_t n;
+  bool changed;
+  const Snap *sn;
+  TxnHeader h;
+  Txn t;
+  int k;
+
+  if (!prepare_metadata_change (q, error))
+    return false;
+  k = find_snapshot (q, id_or_name);
+  if (k < 0)
+    return fail (q, error, VR_DISK_ERROR_NOT_FOUND, "no snapshot “%s”", id_or_name);
+  sn = &q->snaps[k];
+  what = g_strdup_printf ("qcow2 L1 table of snapshot “%s”", sn->id);
+  if (!read_l1_table (q, sn->l1_offset, sn->l1_size, 0, what, &sl1, error))
+    return false;
+  n = q->nb_snapshots - 1;
+  rest = g_new0 (Snap, MAX (n, 1));
+  memcpy (rest, q->snaps, sizeof (Snap) * (size_t) k);
+  memcpy (rest + k, q->snaps + k + 1, sizeof (Snap) * (n - (uint32_t) k));
+  if (n > 0)
+    table = build_snapshot_table (rest, n, q->cluster_size, &table_len);
+
+  txn_init (&t, q);
+  buf = g_malloc (q->cluster_size);
+  l1 = g_new0 (uint64_t, MAX (q->l1_size, 1));
+  if (!txn_drop_l1 (&t, sl1, sn->l1_size, buf, error)
+      || !txn_add_range (&t, sn->l1_offset, (uint64_t) sn->l1_size * 8, -1, error)
+      || !txn_fix_active (&t, l1, buf, &changed, error))
+    goto abort;
+  if (changed && q->l1_size > 0)
+    {
+      if (!txn_write_l1 (&t, l1, q->l1_size, &l1_off, error)
+          || !txn_add_range (&t, q->l1_offset, (uint64_t) q->l1_size * 8, -1, error))
+        goto abort;
+    }
+  if (!txn_write_new (&t, table, table_len, &table_off, error)
+      || !txn_add_range (&t, q->snapshots_offset, q->snapshots_size, -1, error))
+    goto abort;
+  if (!txn_check_kept_l1 (&t, l1_off, q->l1_size, l1, error))
+    goto abort;
+  for (uint32_t i = 0; i < n; i++)
+    if (!txn_check_kept_l1 (&t, rest[i].l1_offset, rest[i].l1_size, NULL, error))
+      goto abort;
+  h = (TxnHeader) { disk->size, q->l1_size, l1_off, n, table_off };
+  if (!txn_commit (&t, &h, error))
+    goto abort;
+
+  snap_clear (&q->snaps[k]);
+  g_free (q->snaps);
+  q->snaps = n > 0 ? g_steal_pointer (&rest) : NULL;
+  q->nb_snapshots = n;
+  q->snapshots_offset = table_off;
+  q->snapshots_size = table_len;
+  if (changed)
+    set_active_l1 (q, g_steal_pointer (&l1), q->l1_size, l1_off);
+  return txn_finish (&t, error);
+
+abort:
+  txn_abort (&t);
+  return false;
+}
+
+static bool
+qcow2_resize_locked (Qcow2     *q,
+                     uint64_t   new_size,
+                     GError   **error)
+{
+  VrDisk *disk = q->disk;
+  uint64_t entries = l1_entries_for (q, new_size);
+  g_autofree uint64_t *l1 = NULL;
+  uint64_t l1_off;
+  TxnHeader h;
+  Txn t;
+
+  if (entries * 8 > MAX_L1_BYTES)
+    return fail (q, error, VR_DISK_ERROR_INVALID,
+                 "%" G_GUINT64_FORMAT " bytes is too large for this image's %" G_GUINT64_FORMAT
+                 "-byte clusters", new_size, q->cluster_size);
+  if (!prepare_metadata_change (q, error))
+    return false;
+  if (entries <= q->l1_size)
+    {
+      uint8_t be[8];
+
+      /* One 8-byte write: atomic. */
+      put_be64 (be, new_size);
+      if (!pwrite_all (q, be, 8, 24, error))
+        return false;
+      disk->size = new_size;
+      return vr_disk_fdatasync (disk, disk->fd, error);
+    }
+  /* A larger L1 table (the entries keep their flags: the L2 tables do not change). */
+  txn_init (&t, q);
+  l1 = g_new0 (uint64_t, entries);
+  memcpy (l1, q->l1, (size_t) q->l1_size * 8);
+  if (!txn_write_l1 (&t, l1, (uint32_t) entries, &l1_off, error)
+      || !txn_add_range (&t, q->l1_offset, (uint64_t) q->l1_size * 8, -1, error))
+    goto abort;
+  h = (TxnHeader) { new_size, (uint32_t) entries, l1_off, q->nb_snapshots,
+                    q->snapshots_offset };
+  if (!txn_commit (&t, &h, error))
+    goto abort;
+  set_active_l1 (q, g_steal_pointer (&l1), (uint32_t) entries, l1_off);
+  return txn_finish (&t, error);
+
+abort:
+  txn_abort (&t);
+  return false;
+}
+
+static bool
+qcow2_resize (VrDisk    *disk,
+              uint64_t   new_size,
+              bool       allow_shrink,
+              GError   **error)
+{
+  Qcow2 *q = disk->priv;
+  uint64_t old_size = disk->size, bsize;
+
+  if (new_size == old_size)
+    return true;
+  if (new_size < old_size)
+    return fail (q, error, VR_DISK_ERROR_INVALID,
+                 "shrinking a qcow2 image (from %" G_GUINT64_FORMAT " to %" G_GUINT64_FORMAT
+                 " bytes) is not supported", old_size, new_size);
+  if ((new_size & 511) != 0)
+    return fail (q, error, VR_DISK_ERROR_INVALID,
+                 "the new size must be a multiple of 512 (%" G_GUINT64_FORMAT " is not)",
+                 new_size);
+  {
+    g_autoptr (GMutexLocker) locker = g_mutex_locker_new (&q->lock);
+
+    /* QEMU's rule: v2 did not require snapshots to record their disk size. */
+    if (q->version < 3 && q->nb_snapshots > 0)
+      return fail (q, error, VR_DISK_ERROR_UNSUPPORTED,
+                   "cannot resize a qcow2 v2 image that has internal snapshots");
+    if (!qcow2_resize_locked (q, new_size, error))
+      return false;
+  }
+  /* The new area must read as zeroes, not as the backing file's data there (nor as what the
+   * last old cluster held past the old end). */
+  bsize = q->backing != NULL ? vr_disk_get_size (q->backing) : 0;
+  if (bsize > old_size)
+    return zero_or_discard (disk, old_size, MIN (new_size, bsize) - old_size, true, false,
+                            error);
+  return true;
+}
+
 static void
 qcow2_info (VrDisk     *disk,
             VrDiskInfo *info)
@@ -1377,6 +2696,8 @@ qcow2_free (Qcow2 *q)
   g_free (q->backing_name);
   g_free (q->backing_full);
   g_free (q->backing_fmt);
+  snaps_free (q->snaps, q->nb_snapshots);
+  g_free (q->snapshots_error);
   free (q->cbuf);
   free (q->zbuf);
   if (q->pending_free)
@@ -1401,6 +2722,11 @@ static const VrDiskOps qcow2_ops = {
   .block_status = qcow2_block_status,
   .info = qcow2_info,
   .close = qcow2_close,
+  .snapshot_list = qcow2_snapshot_list,
+  .snapshot_create = qcow2_snapshot_create,
+  .snapshot_apply = qcow2_snapshot_apply,
+  .snapshot_delete = qcow2_snapshot_delete,
+  .resize = qcow2_resize,
 };
 
 /* Opening */
@@ -1593,14 +2919,6 @@ qcow2_open (Qcow2              *q,
     return fail (q, error, VR_DISK_ERROR_UNSUPPORTED,
                  "qcow2 image was not closed cleanly (lazy refcounts); repair it with "
                  "“vireo-img check -r all” before opening it read-write");
-  if (q->nb_snapshots > 0 && !disk->readonly && !disk->repair_mode)
-    return fail (q, error, VR_DISK_ERROR_UNSUPPORTED,
-                 "qcow2 image has %u internal snapshots; opening it read-write is not "
-                 "supported (open it read-only)", q->nb_snapshots);
-  if (q->nb_snapshots > MAX_SNAPSHOTS
-      || (q->nb_snapshots > 0 && ((q->snapshots_offset & (q->cluster_size - 1)) != 0
-                                  || !in_file (q, q->snapshots_offset, 1))))
-    return fail (q, error, VR_DISK_ERROR_CORRUPT, "qcow2 snapshot table is invalid");
 
   /* L1 table. */
   l1_needed = (size + (q->cluster_size << q->l2_bits) - 1) >> (q->cluster_bits + q->l2_bits);
@@ -1650,6 +2968,22 @@ qcow2_open (Qcow2              *q,
     return false;
   for (uint64_t i = 0; i < q->rt_size; i++)
     q->rt[i] = GUINT64_FROM_BE (q->rt[i]);
+
+  /* Internal snapshots. A damaged table fails the open, except for info and check (metadata
+   * only), which report it. */
+  {
+    g_autoptr (GError) local_error = NULL;
+
+    if (!read_snapshots (q, &local_error))
+      {
+        if (!disk->metadata_only)
+          {
+            g_propagate_error (error, g_steal_pointer (&local_error));
+            return false;
+          }
+        q->snapshots_error = g_strdup (local_error->message);
+      }
+  }
 
   cache_init (&q->l2_cache, (unsigned) CLAMP ((4u << 20) >> q->cluster_bits, 4, 64),
               q->cluster_size);
@@ -2104,37 +3438,13 @@ check_pass (Qcow2              *q,
       check_ref (&c, b, q->cluster_size, "refcount block");
     }
   /* Internal snapshots: their table, L1 tables and everything below. */
-  if (q->nb_snapshots > 0)
+  if (q->snapshots_error != NULL)
+    check_msg (&c, true, "ERROR snapshot table: %s", q->snapshots_error);
+  else if (q->nb_snapshots > 0)
     {
-      uint64_t off = q->snapshots_offset;
-
       for (uint32_t s = 0; s < q->nb_snapshots; s++)
-        {
-          uint8_t e[40];
-          uint64_t sl1;
-          uint32_t sl1_size, extra, id_len, name_len;
-
-          if (!vr_disk_full_pread (q->disk->fd, e, sizeof e, off, NULL, NULL)
-              || !in_file (q, off, 40))
-            {
-              check_msg (&c, true, "ERROR snapshot table is truncated");
-              break;
-            }
-          sl1 = be64_at (e);
-          sl1_size = be32_at (e + 8);
-          id_len = ((uint32_t) e[12] << 8) | e[13];
-          name_len = ((uint32_t) e[14] << 8) | e[15];
-          extra = be32_at (e + 36);
-          if (extra > 1024)
-            {
-              check_msg (&c, true, "ERROR snapshot table entry %u is invalid", s);
-              break;
-            }
-          check_l1 (&c, sl1, sl1_size, false, error);
-          off += 40 + extra + id_len + name_len;
-          off = (off + 7) & ~UINT64_C (7);
-        }
-      check_ref (&c, q->snapshots_offset, off - q->snapshots_offset, "snapshot table");
+        check_l1 (&c, q->snaps[s].l1_offset, q->snaps[s].l1_size, false, error);
+      check_ref (&c, q->snapshots_offset, q->snapshots_size, "snapshot table");
     }
 
   /* Compare with the stored refcounts, block by block. */
@@ -2187,6 +3497,10 @@ vr_qcow2_check (VrDisk             *disk,
   g_autoptr (GMutexLocker) locker = g_mutex_locker_new (&q->lock);
 
   result->checked = true;
+  if (repair != VR_DISK_REPAIR_NONE && q->snapshots_error != NULL)
+    return fail (q, error, VR_DISK_ERROR_CORRUPT,
+                 "cannot repair: the snapshot table is damaged (%s), so the clusters the "
+                 "snapshots use are unknown", q->snapshots_error);
   if (!check_pass (q, repair, result, error))
     return false;
   if (repair != VR_DISK_REPAIR_NONE && (result->leaks_fixed > 0 || result->corruptions_fixed > 0

@@ -17,6 +17,7 @@
 #include "config.h"
 
 #include "hw.h"
+#include "state.h"
 
 #include <string.h>
 
@@ -59,11 +60,13 @@ typedef struct
   uint16_t    gpe0_sts;
   uint16_t    gpe0_en;
   uint32_t    tmr_epoch;    /* timer >> 23 when TMR_STS was last accounted */
+  uint32_t    tmr_offset;   /* added to the host's ticks: a restored timer goes on from its
+                             * saved value */
   bool        sci_level;
 } VrAcpiPm;
 
 static uint32_t
-pm_timer (void)
+host_ticks (void)
 {
   uint64_t us = (uint64_t) g_get_monotonic_time ();
   uint64_t ticks = (us / G_USEC_PER_SEC) * PM_TIMER_HZ
@@ -72,10 +75,23 @@ pm_timer (void)
   return (uint32_t) ticks;
 }
 
+/* The 32-bit count of which the guest sees the low 24 bits. */
+static uint32_t
+pm_timer (VrAcpiPm *s)
+{
+  return host_ticks () + s->tmr_offset;
+}
+
+static bool
+pm_compute_sci (VrAcpiPm *s)
+{
+  return (s->pm1_sts & s->pm1_en) || (s->gpe0_sts & s->gpe0_en);
+}
+
 static void
 pm_update_sci (VrAcpiPm *s)
 {
-  bool level = (s->pm1_sts & s->pm1_en) || (s->gpe0_sts & s->gpe0_en);
+  bool level = pm_compute_sci (s);
 
   if (level != s->sci_level)
     {
@@ -88,7 +104,7 @@ pm_update_sci (VrAcpiPm *s)
 static void
 pm_account_timer (VrAcpiPm *s)
 {
-  uint32_t epoch = (pm_timer () >> 23) & 0x1ff;
+  uint32_t epoch = (pm_timer (s) >> 23) & 0x1ff;
 
   if (epoch != s->tmr_epoch)
     {
@@ -130,7 +146,7 @@ pm_read_reg (VrAcpiPm *s, unsigned reg)
     case PM1_CNT:
       return s->pm1_cnt;
     case PM_TMR:
-      return pm_timer () & 0xffffff;
+      return pm_timer (s) & 0xffffff;
     case GPE0_STS:
       return s->gpe0_sts;
     case GPE0_EN:
@@ -244,7 +260,7 @@ acpi_pm_reset_locked (VrAcpiPm *s)
   s->pm1_cnt = CNT_SCI_EN;
   s->gpe0_sts = 0;
   s->gpe0_en = 0;
-  s->tmr_epoch = (pm_timer () >> 23) & 0x1ff;
+  s->tmr_epoch = (pm_timer (s) >> 23) & 0x1ff;
   pm_update_sci (s);
 }
 
@@ -258,6 +274,12 @@ acpi_pm_reset (VrDevice *dev)
   g_mutex_unlock (&s->lock);
 }
 
+/* Snapshot state, version 1: (version, PM1_STS, PM1_EN, PM1_CNT, GPE0_STS, GPE0_EN, the PM
+ * timer's 32-bit count, its bits 23-31 when TMR_STS was last accounted). The timer goes on
+ * from the saved count, like the guest's clocks that the snapshot restores. */
+#define ACPI_PM_STATE_VERSION 1
+#define ACPI_PM_STATE_TYPE    "(qqqqqquu)"
+
 static GVariant *
 acpi_pm_save (VrDevice *dev)
 {
@@ -265,7 +287,8 @@ acpi_pm_save (VrDevice *dev)
   GVariant *v;
 
   g_mutex_lock (&s->lock);
-  v = g_variant_new ("(qqqqq)", s->pm1_sts, s->pm1_en, s->pm1_cnt, s->gpe0_sts, s->gpe0_en);
+  v = g_variant_new (ACPI_PM_STATE_TYPE, ACPI_PM_STATE_VERSION, s->pm1_sts, s->pm1_en,
+                     s->pm1_cnt, s->gpe0_sts, s->gpe0_en, pm_timer (s), s->tmr_epoch);
   g_mutex_unlock (&s->lock);
   return v;
 }
@@ -274,23 +297,34 @@ static bool
 acpi_pm_load (VrDevice *dev, GVariant *state, GError **error)
 {
   VrAcpiPm *s = (VrAcpiPm *) dev;
-  uint16_t sts, en, cnt, gsts, gen;
+  uint16_t version, sts, en, cnt, gsts, gen;
+  uint32_t timer, epoch;
 
-  if (!g_variant_is_of_type (state, G_VARIANT_TYPE ("(qqqqq)")))
-    {
-      g_set_error_literal (error, VR_ERROR, VR_ERROR_FAILED, "Bad ACPI PM state");
-      return false;
-    }
-  g_variant_get (state, "(qqqqq)", &sts, &en, &cnt, &gsts, &gen);
+  if (!vr_state_check (state, "acpi-pm", ACPI_PM_STATE_TYPE, ACPI_PM_STATE_VERSION, error))
+    return false;
+  g_variant_get (state, ACPI_PM_STATE_TYPE, &version, &sts, &en, &cnt, &gsts, &gen, &timer,
+                 &epoch);
+  if (sts & ~STS_MASK)
+    return vr_state_fail (error, "acpi-pm", "PM1_STS %#x has reserved bits", sts);
+  if (en & ~EN_MASK)
+    return vr_state_fail (error, "acpi-pm", "PM1_EN %#x has reserved bits", en);
+  if (cnt != (CNT_SCI_EN | (cnt & (CNT_BM_RLD | CNT_SLP_TYP))))
+    return vr_state_fail (error, "acpi-pm", "PM1_CNT %#x (SCI_EN is always set, SLP_EN and "
+                          "GBL_RLS never stored)", cnt);
+  if (epoch > 0x1ff)
+    return vr_state_fail (error, "acpi-pm", "timer epoch %#x (9 bits)", epoch);
 
   g_mutex_lock (&s->lock);
-  s->pm1_sts = sts & STS_MASK;
-  s->pm1_en = en & EN_MASK;
-  s->pm1_cnt = CNT_SCI_EN | (cnt & (CNT_BM_RLD | CNT_SLP_TYP));
+  s->pm1_sts = sts;
+  s->pm1_en = en;
+  s->pm1_cnt = cnt;
   s->gpe0_sts = gsts;
   s->gpe0_en = gen;
-  s->sci_level = !((s->pm1_sts & s->pm1_en) || (s->gpe0_sts & s->gpe0_en));
-  pm_update_sci (s);
+  s->tmr_offset = timer - host_ticks ();
+  s->tmr_epoch = epoch;
+  s->sci_level = pm_compute_sci (s);
+  if (s->irq)
+    vr_irq_restore_level (s->irq, VR_ACPI_SCI_IRQ, s->sci_level);
   g_mutex_unlock (&s->lock);
   return true;
 }

@@ -19,8 +19,10 @@
 #include "config.h"
 
 #include "bochs-display.h"
+#include "state.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <unistd.h>
@@ -418,9 +420,131 @@ bochs_destroy (VrDevice *dev)
   g_free (self);
 }
 
+/* ---- snapshots ---------------------------------------------------------------------------- */
+
+/*
+ * State, version 1: (version, the dispi registers 0-9 as the guest wrote them, big-endian
+ * framebuffer, the framebuffer's contents as runs of pages that are not all zero:
+ * (first page, bytes)). All of the 16 MiB is saved, not only what the current mode shows:
+ * a guest's driver keeps other buffers there (Linux's bochs DRM driver allocates in VRAM).
+ * Loading writes the pages, zeroes the rest, then sets the mode through the same path as a
+ * register write, so the display sees it; every row of the mode is damaged, since the new
+ * pixels did not come through the guest's writes.
+ */
+#define BOCHS_STATE_VERSION 1
+#define BOCHS_STATE_TYPE    "(q@aqba(uay))"
+#define PAGE_SIZE_BYTES     ((size_t) 1 << PAGE_SHIFT)
+
+static bool
+page_is_zero (const uint8_t *page)
+{
+  const uint64_t *w = (const uint64_t *) page;
+
+  for (size_t i = 0; i < PAGE_SIZE_BYTES / sizeof *w; i++)
+    if (w[i])
+      return false;
+  return true;
+}
+
+static GVariant *
+bochs_save (VrDevice *dev)
+{
+  VrBochsDisplay *self = (VrBochsDisplay *) dev;
+  GVariantBuilder runs;
+  GVariant *v;
+
+  g_variant_builder_init (&runs, G_VARIANT_TYPE ("a(uay)"));
+  g_mutex_lock (&self->lock);
+  for (size_t p = 0; p < FB_PAGES;)
+    {
+      size_t first;
+
+      if (page_is_zero (self->fb + (p << PAGE_SHIFT)))
+        {
+          p++;
+          continue;
+        }
+      for (first = p; p < FB_PAGES && !page_is_zero (self->fb + (p << PAGE_SHIFT)); p++)
+        ;
+      g_variant_builder_add (&runs, "(u@ay)", (uint32_t) first,
+                             g_variant_new_fixed_array (G_VARIANT_TYPE_BYTE,
+                                                        self->fb + (first << PAGE_SHIFT),
+                                                        (p - first) << PAGE_SHIFT, 1));
+    }
+  v = g_variant_new (BOCHS_STATE_TYPE, BOCHS_STATE_VERSION,
+                     g_variant_new_fixed_array (G_VARIANT_TYPE_UINT16, self->vbe, VBE_NUM_REGS,
+                                                sizeof self->vbe[0]),
+                     self->big_endian, &runs);
+  g_mutex_unlock (&self->lock);
+  return v;
+}
+
+static bool
+bochs_load (VrDevice *dev, GVariant *state, GError **error)
+{
+  VrBochsDisplay *self = (VrBochsDisplay *) dev;
+  g_autoptr (GVariant) vbe = NULL, runs = NULL;
+  const uint16_t *regs;
+  gboolean big_endian;
+  uint16_t version;
+  uint64_t next = 0;
+  gsize n_regs, n_runs;
+
+  if (!vr_state_check (state, "bochs-display", BOCHS_STATE_TYPE, BOCHS_STATE_VERSION, error))
+    return false;
+  g_variant_get (state, BOCHS_STATE_TYPE, &version, &vbe, &big_endian, NULL);
+  runs = g_variant_get_child_value (state, 3);
+  regs = g_variant_get_fixed_array (vbe, &n_regs, sizeof (uint16_t));
+  if (n_regs != VBE_NUM_REGS || regs[VR_VBE_DISPI_INDEX_ID] != VR_VBE_DISPI_ID5)
+    return vr_state_fail (error, "bochs-display", "%" G_GSIZE_FORMAT " dispi registers, ID "
+                          "%#x (expected %u, ID %#x)", n_regs, n_regs ? regs[0] : 0,
+                          VBE_NUM_REGS, VR_VBE_DISPI_ID5);
+  n_runs = g_variant_n_children (runs);
+  for (gsize i = 0; i < n_runs; i++)
+    {
+      g_autoptr (GVariant) bytes = NULL;
+      uint32_t page;
+      gsize len;
+
+      g_variant_get_child (runs, i, "(u@ay)", &page, &bytes);
+      len = g_variant_get_size (bytes);
+      if (page < next || page >= FB_PAGES || len == 0 || len % PAGE_SIZE_BYTES != 0
+          || len / PAGE_SIZE_BYTES > FB_PAGES - page)
+        return vr_state_fail (error, "bochs-display", "framebuffer run %" G_GSIZE_FORMAT
+                              ": page %u, %" G_GSIZE_FORMAT " bytes (of %u pages, in order)",
+                              i, page, len, FB_PAGES);
+      next = page + len / PAGE_SIZE_BYTES;
+    }
+
+  g_mutex_lock (&self->lock);
+  /* The memfd's pages go back to the host; they read as zero. */
+  if (fallocate (self->fb_fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 0,
+                 VR_BOCHS_FB_SIZE) < 0)
+    memset (self->fb, 0, VR_BOCHS_FB_SIZE);
+  for (gsize i = 0; i < n_runs; i++)
+    {
+      g_autoptr (GVariant) bytes = NULL;
+      uint32_t page;
+
+      g_variant_get_child (runs, i, "(u@ay)", &page, &bytes);
+      memcpy (self->fb + ((size_t) page << PAGE_SHIFT), g_variant_get_data (bytes),
+              g_variant_get_size (bytes));
+    }
+  memcpy (self->vbe, regs, sizeof self->vbe);
+  self->big_endian = big_endian;
+  update_mode (self);
+  if (self->mode.format != VR_PIXEL_FORMAT_NONE)
+    vr_display_source_damage_rows (self->display, VR_DISPLAY_SOURCE_BOCHS, 0,
+                                   self->mode.height);
+  g_mutex_unlock (&self->lock);
+  return true;
+}
+
 static const VrDeviceOps bochs_ops = {
   .name = "bochs-display",
   .reset = bochs_reset,
+  .save = bochs_save,
+  .load = bochs_load,
   .destroy = bochs_destroy,
 };
 

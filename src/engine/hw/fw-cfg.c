@@ -23,6 +23,7 @@
 #include "config.h"
 
 #include "hw.h"
+#include "state.h"
 
 #include <string.h>
 
@@ -411,6 +412,65 @@ fw_cfg_reset (VrDevice *dev)
   g_mutex_unlock (&s->lock);
 }
 
+/* Snapshot state, version 1: (version, selected key (0xffff: none), read offset in it, the
+ * DMA address register as written (8 bytes, big-endian; the high half waits for the low)).
+ * The items are the machine's, made again from its configuration: the key must name one. */
+#define FW_CFG_STATE_VERSION 1
+#define FW_CFG_STATE_TYPE    "(qqu@ay)"
+
+static GVariant *
+fw_cfg_save (VrDevice *dev)
+{
+  VrFwCfg *s = (VrFwCfg *) dev;
+  GVariant *v;
+
+  g_mutex_lock (&s->lock);
+  v = g_variant_new (FW_CFG_STATE_TYPE, FW_CFG_STATE_VERSION, s->cur_key, s->cur_offset,
+                     g_variant_new_fixed_array (G_VARIANT_TYPE_BYTE, s->dma_addr,
+                                                sizeof s->dma_addr, 1));
+  g_mutex_unlock (&s->lock);
+  return v;
+}
+
+static bool
+fw_cfg_load (VrDevice *dev, GVariant *state, GError **error)
+{
+  VrFwCfg *s = (VrFwCfg *) dev;
+  g_autoptr (GVariant) dma = NULL;
+  const uint8_t *dma_bytes;
+  uint16_t version, key;
+  uint32_t offset;
+  GBytes *item;
+  gsize n;
+  bool ok = false;
+
+  if (!vr_state_check (state, "fw-cfg", FW_CFG_STATE_TYPE, FW_CFG_STATE_VERSION, error))
+    return false;
+  g_variant_get (state, FW_CFG_STATE_TYPE, &version, &key, &offset, &dma);
+  dma_bytes = g_variant_get_fixed_array (dma, &n, 1);
+  if (n != sizeof s->dma_addr)
+    return vr_state_fail (error, "fw-cfg", "%" G_GSIZE_FORMAT " bytes of DMA address, "
+                          "expected %zu", n, sizeof s->dma_addr);
+
+  g_mutex_lock (&s->lock);
+  item = fw_cfg_lookup (s, key);
+  if (key != FW_CFG_INVALID && (key & ~(FW_CFG_ARCH_LOCAL | FW_CFG_ENTRY_MASK)))
+    vr_state_fail (error, "fw-cfg", "selector %#x has the write bit", key);
+  else if (key != FW_CFG_INVALID && item == NULL)
+    vr_state_fail (error, "fw-cfg", "selected item %#x does not exist on this machine", key);
+  else if (offset > (item ? g_bytes_get_size (item) : 0))
+    vr_state_fail (error, "fw-cfg", "offset %u past the end of item %#x", offset, key);
+  else
+    {
+      fw_cfg_select (s, key);
+      s->cur_offset = offset;
+      memcpy (s->dma_addr, dma_bytes, sizeof s->dma_addr);
+      ok = true;
+    }
+  g_mutex_unlock (&s->lock);
+  return ok;
+}
+
 static void
 fw_cfg_destroy (VrDevice *dev)
 {
@@ -427,6 +487,8 @@ fw_cfg_destroy (VrDevice *dev)
 static const VrDeviceOps fw_cfg_ops = {
   .name = "fw-cfg",
   .reset = fw_cfg_reset,
+  .save = fw_cfg_save,
+  .load = fw_cfg_load,
   .destroy = fw_cfg_destroy,
 };
 

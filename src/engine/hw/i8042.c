@@ -25,6 +25,7 @@
 
 #include "hw.h"
 #include "scancodes.h"
+#include "state.h"
 
 #include <string.h>
 
@@ -138,13 +139,24 @@ queue_clear (Queue *q)
   q->count = 0;
 }
 
+/* The levels IRQ1 and IRQ12 should have. */
+static void
+i8042_compute_irq (VrI8042 *s,
+                   bool    *kbd,
+                   bool    *aux)
+{
+  bool full = s->status & STAT_OBF;
+
+  *kbd = full && !s->out_from_aux && (s->ctr & CTR_KBDINT);
+  *aux = full && s->out_from_aux && (s->ctr & CTR_AUXINT);
+}
+
 static void
 i8042_update_irq (VrI8042 *s)
 {
-  bool full = s->status & STAT_OBF;
-  bool kbd = full && !s->out_from_aux && (s->ctr & CTR_KBDINT);
-  bool aux = full && s->out_from_aux && (s->ctr & CTR_AUXINT);
+  bool kbd, aux;
 
+  i8042_compute_irq (s, &kbd, &aux);
   if (kbd != s->kbd_level)
     {
       s->kbd_level = kbd;
@@ -783,6 +795,178 @@ i8042_reset (VrDevice *dev)
   g_mutex_unlock (&s->lock);
 }
 
+/* ---- snapshots ---------------------------------------------------------------------------- */
+
+/*
+ * State, version 1: (version,
+ *   controller: status, command byte, output port, command awaiting data, output buffer byte,
+ *               output buffer from aux, RAM 0x00-0x1f (32 bytes; byte 0 unused),
+ *   queues: controller replies (bit 8: as if from aux), keyboard bytes, mouse bytes,
+ *   keyboard: scanning, command awaiting its parameter, scan code set, LEDs, typematic,
+ *   mouse: reporting, remote mode, wrap mode, command awaiting its parameter, sample rate,
+ *          resolution, 2:1 scaling, ID, last three sample rates, buttons)
+ */
+#define I8042_STATE_VERSION 1
+#define I8042_STATE_TYPE    "(qyyyyyb@ay@aq@ay@aybyyyybbbyyyby@ayu)"
+
+static GVariant *
+queue_to_variant (const Queue *q,
+                  bool         words)
+{
+  uint16_t w[QUEUE_SIZE];
+  uint8_t b[QUEUE_SIZE];
+
+  for (unsigned i = 0; i < q->count; i++)
+    {
+      w[i] = q->data[(q->head + i) % QUEUE_SIZE];
+      b[i] = (uint8_t) w[i];
+    }
+  if (words)
+    return g_variant_new_fixed_array (G_VARIANT_TYPE_UINT16, w, q->count, sizeof w[0]);
+  return g_variant_new_fixed_array (G_VARIANT_TYPE_BYTE, b, q->count, 1);
+}
+
+static GVariant *
+i8042_save (VrDevice *dev)
+{
+  VrI8042 *s = (VrI8042 *) dev;
+  GVariant *v;
+
+  g_mutex_lock (&s->lock);
+  v = g_variant_new (I8042_STATE_TYPE, I8042_STATE_VERSION,
+                     s->status, s->ctr, s->outport, s->pending_cmd, s->out_byte, s->out_from_aux,
+                     g_variant_new_fixed_array (G_VARIANT_TYPE_BYTE, s->ram, sizeof s->ram, 1),
+                     queue_to_variant (&s->ctrl_q, true), queue_to_variant (&s->kbd_q, false),
+                     queue_to_variant (&s->aux_q, false),
+                     s->kbd_scanning, s->kbd_pending, s->kbd_set, s->kbd_leds, s->kbd_typematic,
+                     s->aux_enabled, s->aux_remote, s->aux_wrap, s->aux_pending, s->aux_rate,
+                     s->aux_resolution, s->aux_scaling21, s->aux_id,
+                     g_variant_new_fixed_array (G_VARIANT_TYPE_BYTE, s->aux_rates,
+                                                sizeof s->aux_rates, 1),
+                     s->aux_buttons);
+  g_mutex_unlock (&s->lock);
+  return v;
+}
+
+static void
+queue_load (Queue          *q,
+            const uint16_t *words,
+            const uint8_t  *bytes,
+            gsize           n)
+{
+  queue_clear (q);
+  for (gsize i = 0; i < n; i++)
+    queue_push (q, words ? words[i] : bytes[i]);
+}
+
+static bool
+i8042_load (VrDevice *dev, GVariant *state, GError **error)
+{
+  VrI8042 *s = (VrI8042 *) dev;
+  g_autoptr (GVariant) ram = NULL, ctrl_q = NULL, kbd_q = NULL, aux_q = NULL, rates = NULL;
+  uint8_t status, ctr, outport, pending_cmd, out_byte, kbd_pending, kbd_set, kbd_leds;
+  uint8_t kbd_typematic, aux_pending, aux_rate, aux_resolution, aux_id;
+  gboolean out_from_aux, kbd_scanning, aux_enabled, aux_remote, aux_wrap, aux_scaling21;
+  const uint8_t *ram_bytes, *kbd_bytes, *aux_bytes, *rate_bytes;
+  const uint16_t *ctrl_words;
+  gsize n_ram, n_ctrl, n_kbd, n_aux, n_rates;
+  uint32_t aux_buttons;
+  uint16_t version;
+  bool kbd, aux;
+
+  if (!vr_state_check (state, "i8042", I8042_STATE_TYPE, I8042_STATE_VERSION, error))
+    return false;
+  g_variant_get (state, I8042_STATE_TYPE, &version, &status, &ctr, &outport, &pending_cmd,
+                 &out_byte, &out_from_aux, &ram, &ctrl_q, &kbd_q, &aux_q, &kbd_scanning,
+                 &kbd_pending, &kbd_set, &kbd_leds, &kbd_typematic, &aux_enabled, &aux_remote,
+                 &aux_wrap, &aux_pending, &aux_rate, &aux_resolution, &aux_scaling21, &aux_id,
+                 &rates, &aux_buttons);
+  ram_bytes = g_variant_get_fixed_array (ram, &n_ram, 1);
+  ctrl_words = g_variant_get_fixed_array (ctrl_q, &n_ctrl, sizeof (uint16_t));
+  kbd_bytes = g_variant_get_fixed_array (kbd_q, &n_kbd, 1);
+  aux_bytes = g_variant_get_fixed_array (aux_q, &n_aux, 1);
+  rate_bytes = g_variant_get_fixed_array (rates, &n_rates, 1);
+
+  /* Only what the controller and its devices can get into. */
+  if (status & ~(STAT_OBF | STAT_SYS | STAT_CMD | STAT_AUX_OBF))
+    return vr_state_fail (error, "i8042", "status %#x has bits the controller never sets",
+                          status);
+  if ((status & STAT_AUX_OBF) && !((status & STAT_OBF) && out_from_aux))
+    return vr_state_fail (error, "i8042", "status %#x: aux data without an aux byte", status);
+  if ((status & STAT_OBF) && !out_from_aux != !(status & STAT_AUX_OBF))
+    return vr_state_fail (error, "i8042", "status %#x does not say where the output byte "
+                          "came from", status);
+  if (pending_cmd != 0 && !(pending_cmd >= 0x60 && pending_cmd < 0x80)
+      && !(pending_cmd >= 0xd1 && pending_cmd <= 0xd4))
+    return vr_state_fail (error, "i8042", "command %#x cannot await data", pending_cmd);
+  if (n_ram != sizeof s->ram)
+    return vr_state_fail (error, "i8042", "%" G_GSIZE_FORMAT " bytes of controller RAM, "
+                          "expected %zu", n_ram, sizeof s->ram);
+  if (n_ctrl > QUEUE_SIZE || n_kbd > QUEUE_SIZE || n_aux > QUEUE_SIZE)
+    return vr_state_fail (error, "i8042", "a queue of more than %u bytes", QUEUE_SIZE);
+  for (gsize i = 0; i < n_ctrl; i++)
+    if (ctrl_words[i] & ~(FROM_AUX | 0xff))
+      return vr_state_fail (error, "i8042", "controller queue entry %#x", ctrl_words[i]);
+  if (kbd_pending != 0 && kbd_pending != 0xed && kbd_pending != 0xf3 && kbd_pending != 0xf0)
+    return vr_state_fail (error, "i8042", "keyboard command %#x takes no parameter",
+                          kbd_pending);
+  if (kbd_set < 1 || kbd_set > 3)
+    return vr_state_fail (error, "i8042", "scan code set %u", kbd_set);
+  if (kbd_leds & ~0x07 || kbd_typematic & ~0x7f)
+    return vr_state_fail (error, "i8042", "keyboard LEDs %#x or typematic %#x out of range",
+                          kbd_leds, kbd_typematic);
+  if (aux_pending != 0 && aux_pending != 0xe8 && aux_pending != 0xf3)
+    return vr_state_fail (error, "i8042", "mouse command %#x takes no parameter", aux_pending);
+  if (aux_resolution > 3)
+    return vr_state_fail (error, "i8042", "mouse resolution %u", aux_resolution);
+  if (aux_id != 0 && aux_id != 3 && aux_id != 4)
+    return vr_state_fail (error, "i8042", "mouse ID %u", aux_id);
+  if (n_rates != sizeof s->aux_rates)
+    return vr_state_fail (error, "i8042", "%" G_GSIZE_FORMAT " saved sample rates, expected %zu",
+                          n_rates, sizeof s->aux_rates);
+  if (aux_buttons & ~0x1fu)
+    return vr_state_fail (error, "i8042", "mouse buttons %#x", aux_buttons);
+
+  g_mutex_lock (&s->lock);
+  s->status = status;
+  s->ctr = ctr;
+  s->outport = outport;
+  s->pending_cmd = pending_cmd;
+  s->out_byte = out_byte;
+  s->out_from_aux = out_from_aux;
+  memcpy (s->ram, ram_bytes, sizeof s->ram);
+  queue_load (&s->ctrl_q, ctrl_words, NULL, n_ctrl);
+  queue_load (&s->kbd_q, NULL, kbd_bytes, n_kbd);
+  queue_load (&s->aux_q, NULL, aux_bytes, n_aux);
+  s->kbd_scanning = kbd_scanning;
+  s->kbd_pending = kbd_pending;
+  s->kbd_set = kbd_set;
+  s->kbd_leds = kbd_leds;
+  s->kbd_typematic = kbd_typematic;
+  s->aux_enabled = aux_enabled;
+  s->aux_remote = aux_remote;
+  s->aux_wrap = aux_wrap;
+  s->aux_pending = aux_pending;
+  s->aux_rate = aux_rate;
+  s->aux_resolution = aux_resolution;
+  s->aux_scaling21 = aux_scaling21;
+  s->aux_id = aux_id;
+  memcpy (s->aux_rates, rate_bytes, sizeof s->aux_rates);
+  s->aux_buttons = aux_buttons;
+  /* The lines at the levels the output buffer gives them (no refill: a byte waiting behind a
+   * full buffer waits on, as it did). */
+  i8042_compute_irq (s, &kbd, &aux);
+  s->kbd_level = kbd;
+  s->aux_level = aux;
+  if (s->irq)
+    {
+      vr_irq_restore_level (s->irq, VR_I8042_KBD_IRQ, kbd);
+      vr_irq_restore_level (s->irq, VR_I8042_AUX_IRQ, aux);
+    }
+  g_mutex_unlock (&s->lock);
+  return true;
+}
+
 static void
 i8042_destroy (VrDevice *dev)
 {
@@ -797,6 +981,8 @@ i8042_destroy (VrDevice *dev)
 static const VrDeviceOps i8042_ops = {
   .name = "i8042",
   .reset = i8042_reset,
+  .save = i8042_save,
+  .load = i8042_load,
   .destroy = i8042_destroy,
 };
 

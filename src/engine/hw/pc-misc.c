@@ -14,6 +14,7 @@
 #include "config.h"
 
 #include "hw.h"
+#include "state.h"
 
 #include <string.h>
 
@@ -119,6 +120,42 @@ pc_misc_reset (VrDevice *dev)
   g_mutex_unlock (&s->lock);
 }
 
+/* Snapshot state, version 1: (version, port 0x92). The debug console's partial line is a
+ * host log buffer, not state. */
+#define PC_MISC_STATE_VERSION 1
+#define PC_MISC_STATE_TYPE    "(qy)"
+
+static GVariant *
+pc_misc_save (VrDevice *dev)
+{
+  VrPcMisc *s = (VrPcMisc *) dev;
+  GVariant *v;
+
+  g_mutex_lock (&s->lock);
+  v = g_variant_new (PC_MISC_STATE_TYPE, PC_MISC_STATE_VERSION, s->port_a);
+  g_mutex_unlock (&s->lock);
+  return v;
+}
+
+static bool
+pc_misc_load (VrDevice *dev, GVariant *state, GError **error)
+{
+  VrPcMisc *s = (VrPcMisc *) dev;
+  uint16_t version;
+  uint8_t port_a;
+
+  if (!vr_state_check (state, "pc-misc", PC_MISC_STATE_TYPE, PC_MISC_STATE_VERSION, error))
+    return false;
+  g_variant_get (state, PC_MISC_STATE_TYPE, &version, &port_a);
+  if (port_a & ~PORT_A_A20)
+    return vr_state_fail (error, "pc-misc", "port 0x92 value %#x (only A20 is kept)", port_a);
+
+  g_mutex_lock (&s->lock);
+  s->port_a = port_a;
+  g_mutex_unlock (&s->lock);
+  return true;
+}
+
 static void
 pc_misc_destroy (VrDevice *dev)
 {
@@ -136,6 +173,8 @@ pc_misc_destroy (VrDevice *dev)
 static const VrDeviceOps pc_misc_ops = {
   .name = "pc-misc",
   .reset = pc_misc_reset,
+  .save = pc_misc_save,
+  .load = pc_misc_load,
   .destroy = pc_misc_destroy,
 };
 

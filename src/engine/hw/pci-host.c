@@ -17,6 +17,7 @@
 #include "config.h"
 
 #include "pci.h"
+#include "state.h"
 
 #include <string.h>
 
@@ -216,43 +217,57 @@ vr_pci_function_bar_address (VrPciFunction *fn,
 
 /* ---- Decoding ----------------------------------------------------------------------- */
 
+/* Where BAR @i of @fn decodes with configuration space @config (the function's own, or one
+ * about to become it), or VR_PCI_BAR_UNMAPPED. */
+static uint64_t
+bar_decoded_address (VrPciHost     *s,
+                     VrPciFunction *fn,
+                     const uint8_t *config,
+                     unsigned       i)
+{
+  uint16_t cmd = vr_pci_get_word (config, VR_PCI_COMMAND);
+  VrPciBar *bar = &fn->bars[i];
+  unsigned off = VR_PCI_BAR0 + 4 * i;
+  uint64_t a;
+
+  switch (bar->type)
+    {
+    case VR_PCI_BAR_IO:
+      a = vr_pci_get_long (config, off) & ~0x3u;
+      if ((cmd & VR_PCI_COMMAND_IO) && a >= VR_PCI_IO_WINDOW_START
+          && a + bar->size <= VR_PCI_IO_WINDOW_END)
+        return a;
+      break;
+
+    case VR_PCI_BAR_MEM32:
+    case VR_PCI_BAR_MEM64:
+      a = vr_pci_get_long (config, off) & ~0xfu;
+      if (bar->type == VR_PCI_BAR_MEM64)
+        a |= (uint64_t) vr_pci_get_long (config, off + 4) << 32;
+      if ((cmd & VR_PCI_COMMAND_MEMORY) && s->mmio && a >= s->mmio_base
+          && a - s->mmio_base < s->mmio_size && bar->size <= s->mmio_size - (a - s->mmio_base))
+        return a;
+      break;
+
+    case VR_PCI_BAR_NONE:
+    default:
+      break;
+    }
+  return VR_PCI_BAR_UNMAPPED;
+}
+
 /* With the lock held for writing. */
 static void
 host_update_bars (VrPciHost *s, VrPciFunction *fn, bool force_off)
 {
-  uint16_t cmd = vr_pci_get_word (fn->config, VR_PCI_COMMAND);
-
   for (unsigned i = 0; i < VR_PCI_NUM_BARS; i++)
     {
       VrPciBar *bar = &fn->bars[i];
-      unsigned off = VR_PCI_BAR0 + 4 * i;
-      uint64_t addr = VR_PCI_BAR_UNMAPPED;
-      uint64_t a;
+      uint64_t addr;
 
-      switch (bar->type)
-        {
-        case VR_PCI_BAR_IO:
-          a = vr_pci_get_long (fn->config, off) & ~0x3u;
-          if ((cmd & VR_PCI_COMMAND_IO) && a >= VR_PCI_IO_WINDOW_START
-              && a + bar->size <= VR_PCI_IO_WINDOW_END)
-            addr = a;
-          break;
-
-        case VR_PCI_BAR_MEM32:
-        case VR_PCI_BAR_MEM64:
-          a = vr_pci_get_long (fn->config, off) & ~0xfu;
-          if (bar->type == VR_PCI_BAR_MEM64)
-            a |= (uint64_t) vr_pci_get_long (fn->config, off + 4) << 32;
-          if ((cmd & VR_PCI_COMMAND_MEMORY) && s->mmio && a >= s->mmio_base
-              && a - s->mmio_base < s->mmio_size && bar->size <= s->mmio_size - (a - s->mmio_base))
-            addr = a;
-          break;
-
-        case VR_PCI_BAR_NONE:
-        default:
-          continue;
-        }
-
+      if (bar->type == VR_PCI_BAR_NONE)
+        continue;
+      addr = bar_decoded_address (s, fn, fn->config, i);
       if (force_off)
         addr = VR_PCI_BAR_UNMAPPED;
       if (addr != bar->addr)
@@ -527,6 +542,200 @@ pci_host_reset (VrDevice *dev)
   g_rw_lock_writer_unlock (&s->lock);
 }
 
+/* ---- snapshots ---------------------------------------------------------------------- */
+
+/*
+ * State, version 1: (version, CONFIG_ADDRESS, reset control register, every function on the
+ * bus as (devfn, its 256 bytes of configuration space)).
+ *
+ * Loading checks that the same functions sit at the same addresses (IDs, class, revision,
+ * subsystem and header type must match), then takes the guest-writable bits (wmask) and the
+ * write-1-to-clear status bits from the snapshot; read-only bits stay the device's own. BARs
+ * are then decoded as after a guest's write: each moved BAR goes through its function's
+ * bar_update hook (ioeventfds, a framebuffer's memory slot). config_write hooks are not
+ * called: each device's own load() derives what it needs from its restored configuration
+ * space (e.g. MSI-X enable). Two decoded BARs that overlap are refused (no guest can use
+ * such a bus).
+ */
+#define PCI_HOST_STATE_VERSION 1
+#define PCI_HOST_STATE_TYPE    "(quya(yay))"
+
+static GVariant *
+pci_host_save (VrDevice *dev)
+{
+  VrPciHost *s = (VrPciHost *) dev;
+  GVariantBuilder fns;
+  GVariant *v;
+
+  g_variant_builder_init (&fns, G_VARIANT_TYPE ("a(yay)"));
+  g_rw_lock_reader_lock (&s->lock);
+  for (unsigned d = 0; d < G_N_ELEMENTS (s->fns); d++)
+    if (s->fns[d])
+      g_variant_builder_add (&fns, "(y@ay)", (uint8_t) d,
+                             g_variant_new_fixed_array (G_VARIANT_TYPE_BYTE, s->fns[d]->config,
+                                                        VR_PCI_CONFIG_SIZE, 1));
+  v = g_variant_new (PCI_HOST_STATE_TYPE, PCI_HOST_STATE_VERSION, s->conf_addr, s->rcr, &fns);
+  g_rw_lock_reader_unlock (&s->lock);
+  return v;
+}
+
+/* The identity of a function: the bytes that must match between snapshot and machine. */
+static bool
+same_identity (const uint8_t *a,
+               const uint8_t *b)
+{
+  static const struct { unsigned off, len; } ids[] = {
+    { VR_PCI_VENDOR_ID, 4 }, { VR_PCI_REVISION_ID, 4 }, { VR_PCI_HEADER_TYPE, 1 },
+    { VR_PCI_SUBSYSTEM_VENDOR, 4 }, { VR_PCI_INTERRUPT_PIN, 1 },
+  };
+
+  for (unsigned i = 0; i < G_N_ELEMENTS (ids); i++)
+    if (memcmp (a + ids[i].off, b + ids[i].off, ids[i].len) != 0)
+      return false;
+  return true;
+}
+
+typedef struct
+{
+  VrPciFunction *fn;
+  unsigned       bar;
+  uint64_t       addr;
+  uint64_t       size;
+  bool           io;
+} DecodedBar;
+
+static bool
+pci_host_load (VrDevice *dev, GVariant *state, GError **error)
+{
+  VrPciHost *s = (VrPciHost *) dev;
+  g_autoptr (GVariant) fns = NULL;
+  g_autofree uint8_t *configs = NULL;   /* [devfn * 256 + offset] */
+  g_autofree DecodedBar *bars = NULL;
+  bool seen[256] = { false };
+  unsigned n_bars = 0, n_fns = 0;
+  uint32_t conf_addr;
+  uint16_t version;
+  uint8_t rcr;
+  bool ok = false;
+  gsize n;
+
+  if (!vr_state_check (state, "pci-host", PCI_HOST_STATE_TYPE, PCI_HOST_STATE_VERSION, error))
+    return false;
+  g_variant_get (state, PCI_HOST_STATE_TYPE, &version, &conf_addr, &rcr, NULL);
+  fns = g_variant_get_child_value (state, 3);
+  n = g_variant_n_children (fns);
+  if (conf_addr & ~CONF_ADDR_MASK)
+    return vr_state_fail (error, "pci-host", "CONFIG_ADDRESS %#x has bits that do not stick",
+                          conf_addr);
+  if (rcr & ~RCR_SYS_RST)
+    return vr_state_fail (error, "pci-host", "reset control register %#x", rcr);
+  if (n > G_N_ELEMENTS (s->fns))
+    return vr_state_fail (error, "pci-host", "%" G_GSIZE_FORMAT " functions on one bus", n);
+
+  configs = g_malloc0 (G_N_ELEMENTS (s->fns) * VR_PCI_CONFIG_SIZE);
+  bars = g_new0 (DecodedBar, G_N_ELEMENTS (s->fns) * VR_PCI_NUM_BARS);
+
+  g_rw_lock_writer_lock (&s->lock);
+  /* Check everything before changing anything. */
+  for (gsize i = 0; i < n; i++)
+    {
+      g_autoptr (GVariant) bytes = NULL;
+      const uint8_t *saved;
+      VrPciFunction *fn;
+      uint8_t devfn;
+      gsize len;
+
+      g_variant_get_child (fns, i, "(y@ay)", &devfn, &bytes);
+      saved = g_variant_get_fixed_array (bytes, &len, 1);
+      fn = s->fns[devfn];
+      if (fn == NULL)
+        {
+          vr_state_fail (error, "pci-host", "the snapshot has a device at 00:%02x.%x, this "
+                         "machine has none", devfn >> 3, devfn & 7);
+          goto out;
+        }
+      if (seen[devfn])
+        {
+          vr_state_fail (error, "pci-host", "00:%02x.%x is saved twice", devfn >> 3, devfn & 7);
+          goto out;
+        }
+      seen[devfn] = true;
+      n_fns++;
+      if (len != VR_PCI_CONFIG_SIZE)
+        {
+          vr_state_fail (error, "pci-host", "00:%02x.%x: %" G_GSIZE_FORMAT " bytes of "
+                         "configuration space, expected %u", devfn >> 3, devfn & 7, len,
+                         VR_PCI_CONFIG_SIZE);
+          goto out;
+        }
+      if (!same_identity (saved, fn->config))
+        {
+          vr_state_fail (error, "pci-host", "00:%02x.%x is another device in the snapshot "
+                         "(%04x:%04x class %06x, here %04x:%04x class %06x; or the revision, "
+                         "subsystem, header type or interrupt pin differ)", devfn >> 3,
+                         devfn & 7, vr_pci_get_word (saved, VR_PCI_VENDOR_ID),
+                         vr_pci_get_word (saved, VR_PCI_DEVICE_ID),
+                         vr_pci_get_long (saved, VR_PCI_REVISION_ID) >> 8,
+                         vr_pci_get_word (fn->config, VR_PCI_VENDOR_ID),
+                         vr_pci_get_word (fn->config, VR_PCI_DEVICE_ID),
+                         vr_pci_get_long (fn->config, VR_PCI_REVISION_ID) >> 8);
+          goto out;
+        }
+      for (unsigned o = 0; o < VR_PCI_CONFIG_SIZE; o++)
+        {
+          uint8_t m = fn->wmask[o] | fn->w1cmask[o];
+
+          configs[devfn * VR_PCI_CONFIG_SIZE + o] = (uint8_t) ((fn->config[o] & ~m)
+                                                               | (saved[o] & m));
+        }
+      for (unsigned b = 0; b < VR_PCI_NUM_BARS; b++)
+        {
+          uint64_t addr;
+
+          if (fn->bars[b].type == VR_PCI_BAR_NONE)
+            continue;
+          addr = bar_decoded_address (s, fn, configs + devfn * VR_PCI_CONFIG_SIZE, b);
+          if (addr == VR_PCI_BAR_UNMAPPED)
+            continue;
+          for (unsigned k = 0; k < n_bars; k++)
+            if (bars[k].io == (fn->bars[b].type == VR_PCI_BAR_IO)
+                && addr < bars[k].addr + bars[k].size && bars[k].addr < addr + fn->bars[b].size)
+              {
+                vr_state_fail (error, "pci-host", "BAR %u of 00:%02x.%x at %#" G_GINT64_MODIFIER
+                               "x overlaps BAR %u of 00:%02x.%x", b, devfn >> 3, devfn & 7, addr,
+                               bars[k].bar, bars[k].fn->devfn >> 3, bars[k].fn->devfn & 7);
+                goto out;
+              }
+          bars[n_bars++] = (DecodedBar) { fn, b, addr, fn->bars[b].size,
+                                          fn->bars[b].type == VR_PCI_BAR_IO };
+        }
+    }
+  for (unsigned d = 0; d < G_N_ELEMENTS (s->fns); d++)
+    if (s->fns[d] && !seen[d])
+      {
+        vr_state_fail (error, "pci-host", "the snapshot has no state for 00:%02x.%x", d >> 3,
+                       d & 7);
+        goto out;
+      }
+
+  s->conf_addr = conf_addr;
+  s->rcr = rcr;
+  for (unsigned d = 0; d < G_N_ELEMENTS (s->fns); d++)
+    {
+      VrPciFunction *fn = s->fns[d];
+
+      if (!fn)
+        continue;
+      memcpy (fn->config, configs + d * VR_PCI_CONFIG_SIZE, VR_PCI_CONFIG_SIZE);
+      host_update_bars (s, fn, false);
+    }
+  ok = true;
+
+out:
+  g_rw_lock_writer_unlock (&s->lock);
+  return ok;
+}
+
 static void
 pci_host_destroy (VrDevice *dev)
 {
@@ -543,6 +752,8 @@ pci_host_destroy (VrDevice *dev)
 static const VrDeviceOps pci_host_ops = {
   .name = "pci-host",
   .reset = pci_host_reset,
+  .save = pci_host_save,
+  .load = pci_host_load,
   .destroy = pci_host_destroy,
 };
 

@@ -18,6 +18,13 @@
  * BARs are decoded only inside those windows. This keeps guest BAR moves away from the
  * buses' registration (which a handler must not touch).
  *
+ * Snapshots: the host's save()/load() keep every function's configuration space. Loading
+ * takes the guest-writable (wmask) and write-1-to-clear bits from the snapshot, checks the IDs,
+ * and decodes the BARs as a guest's write would (bar_update hooks); it does not call the
+ * config_write hooks, so a device's own load() must derive what it needs from its restored
+ * configuration space (the host's load runs first: it comes earlier in the machine's device
+ * list), and restore any read-only bits it changes at run time.
+ *
  * Locking: the host has one GRWLock. Config-space accesses and add/remove take it for
  * writing; BAR routing takes it for reading, so BAR handlers of different vCPUs run
  * concurrently. The ops hooks and BAR handlers run with it held: they must not call the

@@ -22,6 +22,7 @@
 #include "config.h"
 
 #include "hw.h"
+#include "state.h"
 
 #include <string.h>
 
@@ -243,16 +244,23 @@ rtc_update_flags (VrRtc *s)
   s->flags_time = now;
 }
 
-static void
-rtc_update_irq (VrRtc *s)
+/* Sets IRQF when an enabled flag is up; returns the level IRQ 8 should have. */
+static bool
+rtc_compute_irq (VrRtc *s)
 {
   uint8_t enabled = s->cmos[REG_B] & (B_PIE | B_AIE | B_UIE);
-  bool level;
 
   /* PF/AF/UF line up with PIE/AIE/UIE. */
   if (s->cmos[REG_C] & enabled & (C_PF | C_AF | C_UF))
     s->cmos[REG_C] |= C_IRQF;
-  level = s->cmos[REG_C] & C_IRQF;
+  return s->cmos[REG_C] & C_IRQF;
+}
+
+static void
+rtc_update_irq (VrRtc *s)
+{
+  bool level = rtc_compute_irq (s);
+
   if (level != s->irq_level)
     {
       s->irq_level = level;
@@ -535,6 +543,13 @@ rtc_reset (VrDevice *dev)
   g_mutex_unlock (&s->lock);
 }
 
+/* Snapshot state, version 1: (version, index register, guest clock offset from the host's
+ * UTC in microseconds, the 128 bytes of CMOS). The clock goes on from the host's time after a
+ * restore (as QEMU's default `-rtc clock=host`): guests see the wall-clock time. */
+#define RTC_STATE_VERSION 1
+#define RTC_STATE_TYPE    "(qyx@ay)"
+#define RTC_MAX_OFFSET_US ((int64_t) 1 << 58)   /* ~9000 years */
+
 static GVariant *
 rtc_save (VrDevice *dev)
 {
@@ -542,7 +557,10 @@ rtc_save (VrDevice *dev)
   GVariant *v;
 
   g_mutex_lock (&s->lock);
-  v = g_variant_new ("(yx@ay)", s->index, s->offset_us,
+  /* Flags up to now are in C, so that the restored clock does not count them twice. */
+  rtc_update_flags (s);
+  rtc_update_irq (s);
+  v = g_variant_new (RTC_STATE_TYPE, RTC_STATE_VERSION, s->index, s->offset_us,
                      g_variant_new_fixed_array (G_VARIANT_TYPE_BYTE, s->cmos, sizeof s->cmos, 1));
   g_mutex_unlock (&s->lock);
   return v;
@@ -554,31 +572,37 @@ rtc_load (VrDevice *dev, GVariant *state, GError **error)
   VrRtc *s = (VrRtc *) dev;
   g_autoptr (GVariant) cmos = NULL;
   const uint8_t *bytes;
+  uint16_t version;
   uint8_t index;
   int64_t offset;
   gsize n;
 
-  if (!g_variant_is_of_type (state, G_VARIANT_TYPE ("(yx@ay)")))
-    goto bad;
-  g_variant_get (state, "(yx@ay)", &index, &offset, &cmos);
+  if (!vr_state_check (state, "rtc", RTC_STATE_TYPE, RTC_STATE_VERSION, error))
+    return false;
+  g_variant_get (state, RTC_STATE_TYPE, &version, &index, &offset, &cmos);
   bytes = g_variant_get_fixed_array (cmos, &n, 1);
   if (n != sizeof s->cmos)
-    goto bad;
+    return vr_state_fail (error, "rtc", "%" G_GSIZE_FORMAT " bytes of CMOS, expected %zu", n,
+                          sizeof s->cmos);
+  if (index & 0x80)
+    return vr_state_fail (error, "rtc", "index register %#x (7 bits)", index);
+  if (offset > RTC_MAX_OFFSET_US || offset < -RTC_MAX_OFFSET_US)
+    return vr_state_fail (error, "rtc", "clock offset %" G_GINT64_FORMAT " microseconds", offset);
+  if ((bytes[REG_A] & A_UIP) || (bytes[REG_C] & ~(C_IRQF | C_PF | C_AF | C_UF)))
+    return vr_state_fail (error, "rtc", "register A %#x or C %#x has bits the clock never "
+                          "stores", bytes[REG_A], bytes[REG_C]);
 
   g_mutex_lock (&s->lock);
-  s->index = index & 0x7f;
+  s->index = index;
   s->offset_us = offset;
   memcpy (s->cmos, bytes, sizeof s->cmos);
   s->flags_time = rtc_now (s);
-  s->irq_level = !(s->cmos[REG_C] & C_IRQF);  /* force the line to be driven */
-  rtc_update_irq (s);
+  s->irq_level = rtc_compute_irq (s);
+  if (s->irq)
+    vr_irq_restore_level (s->irq, VR_RTC_IRQ, s->irq_level);
   rtc_arm_timer (s);
   g_mutex_unlock (&s->lock);
   return true;
-
-bad:
-  g_set_error_literal (error, VR_ERROR, VR_ERROR_FAILED, "Bad RTC state");
-  return false;
 }
 
 static void

@@ -18,6 +18,9 @@
 #include "config.h"
 
 #include "hw.h"
+#include "state.h"
+
+#include <string.h>
 
 #define UART_RBR 0
 #define UART_IER 1
@@ -120,11 +123,11 @@ rx_capacity (VrSerial *s)
   return (s->fcr & FCR_FE) ? RX_FIFO_SIZE : 1;
 }
 
-static void
-serial_update_irq (VrSerial *s)
+/* Recomputes IIR; returns the level the interrupt line should have. */
+static bool
+serial_compute_irq (VrSerial *s)
 {
   uint8_t id = IIR_NO_INT;
-  bool level;
 
   if ((s->ier & IER_RLSI) && (s->lsr & LSR_INT_ANY))
     id = IIR_RLSI;
@@ -141,8 +144,14 @@ serial_update_irq (VrSerial *s)
     id = IIR_MSI;
 
   s->iir = id | ((s->fcr & FCR_FE) ? IIR_FIFO : 0);
+  return !(id & IIR_NO_INT);
+}
 
-  level = !(id & IIR_NO_INT);
+static void
+serial_update_irq (VrSerial *s)
+{
+  bool level = serial_compute_irq (s);
+
   if (level != s->irq_level)
     {
       s->irq_level = level;
@@ -464,6 +473,11 @@ serial_reset (VrDevice *dev)
   g_mutex_unlock (&s->lock);
 }
 
+/* Snapshot state, version 1: (version, IER, FCR, LCR, MCR, LSR, MSR, SCR, DLL, DLM, THRE
+ * interrupt pending, receive FIFO oldest first). */
+#define SERIAL_STATE_VERSION 1
+#define SERIAL_STATE_TYPE    "(qyyyyyyyyyb@ay)"
+
 static GVariant *
 serial_save (VrDevice *dev)
 {
@@ -474,12 +488,22 @@ serial_save (VrDevice *dev)
   g_mutex_lock (&s->lock);
   for (unsigned i = 0; i < s->rx_count; i++)
     fifo[i] = s->rx[(s->rx_head + i) % RX_FIFO_SIZE];
-  v = g_variant_new ("(yyyyyyyyyyb@ay)", s->ier, s->fcr, s->lcr, s->mcr, s->lsr, s->msr,
-                     s->scr, s->dll, s->dlm, 0, s->thr_ipending,
+  v = g_variant_new (SERIAL_STATE_TYPE, SERIAL_STATE_VERSION, s->ier, s->fcr, s->lcr, s->mcr,
+                     s->lsr, s->msr, s->scr, s->dll, s->dlm, s->thr_ipending,
                      g_variant_new_fixed_array (G_VARIANT_TYPE_BYTE, fifo, s->rx_count, 1));
   g_mutex_unlock (&s->lock);
 
   return v;
+}
+
+/* The modem status lines (MSR bits 4-7) that @mcr implies; see serial_update_msr(). */
+static uint8_t
+msr_lines_for (uint8_t mcr)
+{
+  if (!(mcr & MCR_LOOP))
+    return MSR_DCD | MSR_DSR | MSR_CTS;
+  return ((mcr & MCR_RTS) ? MSR_CTS : 0) | ((mcr & MCR_DTR) ? MSR_DSR : 0)
+         | ((mcr & MCR_OUT1) ? MSR_RI : 0) | ((mcr & MCR_OUT2) ? MSR_DCD : 0);
 }
 
 static bool
@@ -487,41 +511,54 @@ serial_load (VrDevice *dev, GVariant *state, GError **error)
 {
   VrSerial *s = (VrSerial *) dev;
   g_autoptr (GVariant) fifo = NULL;
-  uint8_t ier, fcr, lcr, mcr, lsr, msr, scr, dll, dlm, unused;
+  uint8_t ier, fcr, lcr, mcr, lsr, msr, scr, dll, dlm;
+  uint16_t version;
   gboolean thr_ipending;
   const uint8_t *bytes;
   gsize n;
 
-  if (!g_variant_is_of_type (state, G_VARIANT_TYPE ("(yyyyyyyyyyb@ay)")))
-    {
-      g_set_error_literal (error, VR_ERROR, VR_ERROR_FAILED, "Bad serial port state");
-      return false;
-    }
-  g_variant_get (state, "(yyyyyyyyyyb@ay)", &ier, &fcr, &lcr, &mcr, &lsr, &msr, &scr, &dll,
-                 &dlm, &unused, &thr_ipending, &fifo);
+  if (!vr_state_check (state, "serial", SERIAL_STATE_TYPE, SERIAL_STATE_VERSION, error))
+    return false;
+  g_variant_get (state, SERIAL_STATE_TYPE, &version, &ier, &fcr, &lcr, &mcr, &lsr, &msr, &scr,
+                 &dll, &dlm, &thr_ipending, &fifo);
   bytes = g_variant_get_fixed_array (fifo, &n, 1);
-  if (n > RX_FIFO_SIZE)
-    {
-      g_set_error_literal (error, VR_ERROR, VR_ERROR_FAILED, "Bad serial port FIFO state");
-      return false;
-    }
+
+  /* Only states the UART can be in. */
+  if (ier & ~0x0f)
+    return vr_state_fail (error, "serial", "IER %#x has reserved bits", ier);
+  if (fcr & ~(FCR_FE | FCR_DMA | FCR_ITL))
+    return vr_state_fail (error, "serial", "FCR %#x has bits that do not stick", fcr);
+  if (mcr & ~0x1f)
+    return vr_state_fail (error, "serial", "MCR %#x has reserved bits", mcr);
+  if (n > ((fcr & FCR_FE) ? RX_FIFO_SIZE : 1u))
+    return vr_state_fail (error, "serial", "%" G_GSIZE_FORMAT " received bytes, more than the "
+                          "%s holds", n, (fcr & FCR_FE) ? "FIFO" : "receive buffer");
+  if ((lsr & (LSR_THRE | LSR_TEMT)) != (LSR_THRE | LSR_TEMT) || (lsr & LSR_RFE)
+      || !(lsr & LSR_DR) != (n == 0))
+    return vr_state_fail (error, "serial", "LSR %#x does not match the transmitter (always "
+                          "empty) or the %" G_GSIZE_FORMAT " received bytes", lsr, n);
+  if ((msr & 0xf0) != msr_lines_for (mcr))
+    return vr_state_fail (error, "serial", "MSR %#x does not match MCR %#x", msr, mcr);
 
   g_mutex_lock (&s->lock);
-  s->ier = ier & 0x0f;
-  s->fcr = fcr & (FCR_FE | FCR_DMA | FCR_ITL);
+  s->ier = ier;
+  s->fcr = fcr;
   s->lcr = lcr;
-  s->mcr = mcr & 0x1f;
+  s->mcr = mcr;
   s->lsr = lsr;
   s->msr = msr;
   s->scr = scr;
   s->dll = dll;
   s->dlm = dlm;
   s->thr_ipending = thr_ipending;
-  rx_clear (s);
-  for (gsize i = 0; i < n; i++)
-    rx_push (s, bytes[i]);
-  s->lsr = (s->lsr & ~LSR_DR) | (s->rx_count ? LSR_DR : 0);
-  serial_update_irq (s);
+  s->rx_head = 0;
+  s->rx_count = (unsigned) n;
+  if (n)
+    memcpy (s->rx, bytes, n);
+  /* IIR and the line as after any access; the line is re-asserted at that level. */
+  s->irq_level = serial_compute_irq (s);
+  if (s->irq)
+    vr_irq_restore_level (s->irq, s->gsi, s->irq_level);
   serial_maybe_resume_input (s);
   g_mutex_unlock (&s->lock);
 

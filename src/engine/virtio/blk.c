@@ -284,8 +284,10 @@ blk_queue_notify (VrVirtio *vio,
   while (vr_virtq_has_buffers (vq));
 }
 
+/* Waits for every request handed to the workers: they complete it themselves (status byte,
+ * used entry, interrupt) without the I/O thread, so this may run there. */
 static void
-blk_reset (VrVirtio *vio)
+blk_drain (VrVirtio *vio)
 {
   VrVirtioBlk *self = (VrVirtioBlk *) vio;
 
@@ -314,7 +316,11 @@ static const VrVirtioOps blk_ops = {
   .device_id = VIRTIO_ID_BLOCK,
   .pci_class = 0x010000,   /* SCSI storage controller, as QEMU and real virtio cards say */
   .queue_notify = blk_queue_notify,
-  .reset = blk_reset,
+  .reset = blk_drain,
+  /* Snapshots: nothing in flight, nothing of our own (the disk's contents are the disk
+   * layer's business; its size and read-only flag show in the features and configuration,
+   * which the transport compares). */
+  .quiesce = blk_drain,
   .destroy = blk_destroy,
 };
 

@@ -4,6 +4,10 @@
  * guest), queue 1 transmits. The backend is a VrChardev like the UART's. Input waits in a
  * small buffer until the guest posts receive buffers; the chardev is told how much room
  * there is, so typed input is never dropped, only held back.
+ *
+ * Snapshots: no state besides the transport's (one port, no MULTIPORT control messages).
+ * Input held back here is the host terminal's, not the guest's: it is not saved, and while
+ * the device is quiesced it waits here (the queues refuse to pop) until resume.
  */
 
 #include "virtio.h"

@@ -27,6 +27,7 @@
 #include <string.h>
 
 #include "../vr-display-private.h"
+#include "../hw/state.h"
 
 #define GPU_MAX_RESOURCES      1024
 #define GPU_MAX_HOST_MEMORY    (256u << 20)
@@ -44,6 +45,7 @@ typedef struct
   GBytes        *bytes;       /* host copy, XRGB8888, stride width * 4 */
   uint8_t       *data;        /* the same, writable */
   struct iovec  *backing;     /* host pointers into RAM */
+  uint64_t      *backing_gpa; /* the same entries' guest addresses (snapshots) */
   unsigned       n_backing;
   uint64_t       backing_len;
 } GpuResource;
@@ -58,6 +60,11 @@ typedef struct
   uint64_t       host_memory;
   uint32_t       scanout_resource;   /* 0: scanout disabled */
   struct virtio_gpu_rect scanout_rect;
+  uint32_t       cursor_resource;    /* the last UPDATE_CURSOR's (0: none), for snapshots */
+  uint32_t       cursor_hot_x;
+  uint32_t       cursor_hot_y;
+  uint32_t       cursor_x;           /* the last position sent */
+  uint32_t       cursor_y;
   uint32_t       events;      /* events_read (VrVirtio.lock) */
 } VrVirtioGpu;
 
@@ -68,6 +75,7 @@ resource_free (gpointer data)
 
   g_bytes_unref (res->bytes);
   g_free (res->backing);
+  g_free (res->backing_gpa);
   g_free (res);
 }
 
@@ -263,6 +271,7 @@ cmd_attach_backing (VrVirtioGpu *self,
 {
   struct virtio_gpu_resource_attach_backing req;
   g_autofree struct iovec *iov = NULL;
+  g_autofree uint64_t *gpa = NULL;
   GpuResource *res;
   uint64_t total = 0;
 
@@ -278,6 +287,7 @@ cmd_attach_backing (VrVirtioGpu *self,
     return VIRTIO_GPU_RESP_ERR_UNSPEC;
 
   iov = g_new0 (struct iovec, req.nr_entries);
+  gpa = g_new0 (uint64_t, req.nr_entries);
   for (uint32_t i = 0; i < req.nr_entries; i++)
     {
       struct virtio_gpu_mem_entry e;
@@ -289,9 +299,11 @@ cmd_attach_backing (VrVirtioGpu *self,
         return VIRTIO_GPU_RESP_ERR_UNSPEC;
       iov[i].iov_base = host;
       iov[i].iov_len = e.length;
+      gpa[i] = e.addr;
       total += e.length;
     }
   res->backing = g_steal_pointer (&iov);
+  res->backing_gpa = g_steal_pointer (&gpa);
   res->n_backing = req.nr_entries;
   res->backing_len = total;
   return VIRTIO_GPU_RESP_OK_NODATA;
@@ -311,6 +323,7 @@ cmd_detach_backing (VrVirtioGpu *self,
   if (res->backing == NULL)
     return VIRTIO_GPU_RESP_ERR_UNSPEC;
   g_clear_pointer (&res->backing, g_free);
+  g_clear_pointer (&res->backing_gpa, g_free);
   res->n_backing = 0;
   res->backing_len = 0;
   return VIRTIO_GPU_RESP_OK_NODATA;
@@ -441,13 +454,22 @@ cursor_command (VrVirtioGpu *self,
           vr_display_source_set_cursor (self->display, copy, res->width, res->height,
                                         (int32_t) MIN (req.hot_x, res->width),
                                         (int32_t) MIN (req.hot_y, res->height));
+          self->cursor_resource = res->id;
+          self->cursor_hot_x = MIN (req.hot_x, res->width);
+          self->cursor_hot_y = MIN (req.hot_y, res->height);
         }
       else
-        vr_display_source_set_cursor (self->display, NULL, 0, 0, 0, 0);
+        {
+          vr_display_source_set_cursor (self->display, NULL, 0, 0, 0, 0);
+          self->cursor_resource = 0;
+          self->cursor_hot_x = self->cursor_hot_y = 0;
+        }
     }
   else if (cmd->hdr.type != VIRTIO_GPU_CMD_MOVE_CURSOR)
     return;
   vr_display_source_move_cursor (self->display, (int32_t) req.pos.x, (int32_t) req.pos.y);
+  self->cursor_x = req.pos.x;
+  self->cursor_y = req.pos.y;
 }
 
 /* ---- queues ------------------------------------------------------------------------------- */
@@ -605,12 +627,263 @@ gpu_reset (VrVirtio *vio)
   g_hash_table_remove_all (self->resources);
   self->host_memory = 0;
   vr_display_source_set_cursor (self->display, NULL, 0, 0, 0, 0);
+  self->cursor_resource = 0;
+  self->cursor_hot_x = self->cursor_hot_y = 0;
+  self->cursor_x = self->cursor_y = 0;
   g_mutex_unlock (&self->lock);
 
   g_mutex_lock (&vio->lock);
   self->events = 0;
   publish_config (self);
   g_mutex_unlock (&vio->lock);
+}
+
+/* ---- snapshots ---------------------------------------------------------------------------- */
+
+/*
+ * State, version 1: (version, resources as (id, format, width, height, backing entries as
+ * (guest address, length)), the scanout as (resource, (x, y, width, height)), the cursor as
+ * (resource of the last UPDATE_CURSOR or 0, hot x, hot y, x, y)). events_read comes through
+ * the transport's copy of the configuration.
+ *
+ * The host copies of the resources are not saved: they are rebuilt from their backing pages
+ * in the restored RAM, as a TRANSFER_TO_HOST_2D of each whole resource would. The guest cannot
+ * read a host copy back (2D has no TRANSFER_FROM_HOST), so nothing it sees changes; only the
+ * picture, until the guest's next flush, may show pixels it had drawn but not yet transferred
+ * rather than the older ones. A resource without backing comes back black, and the cursor
+ * image is taken again from its resource. This keeps snapshots small (a 1080p scanout alone
+ * is 8 MiB, double-buffered 16).
+ *
+ * Loading checks everything as the commands do (IDs, formats, sizes, the host memory budget,
+ * every backing entry in RAM, the scanout and cursor inside their resources).
+ */
+#define GPU_STATE_VERSION 1
+#define GPU_STATE_TYPE    "(qa(uuuua(tu))(u(uuuu))(uuuuu))"
+
+static int
+compare_ids (gconstpointer a,
+             gconstpointer b)
+{
+  unsigned x = GPOINTER_TO_UINT (a), y = GPOINTER_TO_UINT (b);
+
+  return x < y ? -1 : x > y;
+}
+
+static GVariant *
+gpu_save (VrVirtio *vio)
+{
+  VrVirtioGpu *self = (VrVirtioGpu *) vio;
+  GVariantBuilder resources;
+  g_autoptr (GList) ids = NULL;
+  GVariant *v;
+
+  g_variant_builder_init (&resources, G_VARIANT_TYPE ("a(uuuua(tu))"));
+  g_mutex_lock (&self->lock);
+  /* In ID order, so that equal states save equal. */
+  ids = g_list_sort (g_hash_table_get_keys (self->resources), compare_ids);
+  for (GList *l = ids; l; l = l->next)
+    {
+      GpuResource *res = g_hash_table_lookup (self->resources, l->data);
+      GVariantBuilder backing;
+
+      g_variant_builder_init (&backing, G_VARIANT_TYPE ("a(tu)"));
+      for (unsigned i = 0; i < res->n_backing; i++)
+        g_variant_builder_add (&backing, "(tu)", res->backing_gpa[i],
+                               (uint32_t) res->backing[i].iov_len);
+      g_variant_builder_add (&resources, "(uuuua(tu))", res->id, res->format, res->width,
+                             res->height, &backing);
+    }
+  v = g_variant_new (GPU_STATE_TYPE, GPU_STATE_VERSION, &resources, self->scanout_resource,
+                     self->scanout_rect.x, self->scanout_rect.y, self->scanout_rect.width,
+                     self->scanout_rect.height, self->cursor_resource, self->cursor_hot_x,
+                     self->cursor_hot_y, self->cursor_x, self->cursor_y);
+  g_mutex_unlock (&self->lock);
+  return v;
+}
+
+/* The whole resource from its backing, as TRANSFER_TO_HOST_2D of (0, 0, width, height) at
+ * offset 0 would copy it; rows the backing does not hold stay black. */
+static void
+resource_refill (GpuResource *res)
+{
+  uint64_t stride = (uint64_t) res->width * 4;
+  g_autofree uint8_t *row = g_malloc (stride);
+
+  for (uint32_t h = 0; h < res->height && stride * (h + 1) <= res->backing_len; h++)
+    {
+      uint8_t *dst = res->data + stride * h;
+
+      vr_iov_to_buf (res->backing, res->n_backing, stride * h, row, stride);
+      for (uint64_t p = 0; p < stride; p += 4)
+        for (unsigned c = 0; c < 4; c++)
+          dst[p + c] = row[p + res->order[c]];
+    }
+}
+
+static bool
+gpu_load (VrVirtio      *vio,
+          GVariant      *state,
+          const uint8_t *config,
+          GError       **error)
+{
+  VrVirtioGpu *self = (VrVirtioGpu *) vio;
+  g_autoptr (GVariant) list = NULL;
+  g_autoptr (GHashTable) loaded = NULL;
+  struct virtio_gpu_rect rect;
+  uint32_t scanout, cursor, hot_x, hot_y, cursor_x, cursor_y, events;
+  uint64_t memory = 0;
+  uint16_t version;
+  uint8_t expect[sizeof (struct virtio_gpu_config)];
+  GpuResource *res;
+  gsize n;
+
+  if (!vr_state_check (state, "virtio-gpu", GPU_STATE_TYPE, GPU_STATE_VERSION, error))
+    return false;
+  g_variant_get (state, GPU_STATE_TYPE, &version, NULL, &scanout, &rect.x, &rect.y, &rect.width,
+                 &rect.height, &cursor, &hot_x, &hot_y, &cursor_x, &cursor_y);
+  list = g_variant_get_child_value (state, 1);
+
+  /* The configuration: only events_read is ours to take. */
+  events = vr_pci_get_long (config, offsetof (struct virtio_gpu_config, events_read));
+  if (events & ~(uint32_t) VIRTIO_GPU_EVENT_DISPLAY)
+    return vr_state_fail (error, "virtio-gpu", "events %#x", events);
+  memcpy (expect, config, sizeof expect);
+  g_mutex_lock (&vio->lock);
+  vr_pci_set_long (expect, offsetof (struct virtio_gpu_config, events_read), self->events);
+  if (memcmp (expect, vio->config, sizeof expect) != 0)
+    {
+      g_mutex_unlock (&vio->lock);
+      return vr_state_fail (error, "virtio-gpu", "the configuration differs from the "
+                            "snapshot's");
+    }
+  g_mutex_unlock (&vio->lock);
+
+  /* The resources, checked as RESOURCE_CREATE_2D and ATTACH_BACKING check them. */
+  n = g_variant_n_children (list);
+  if (n > GPU_MAX_RESOURCES)
+    return vr_state_fail (error, "virtio-gpu", "%" G_GSIZE_FORMAT " resources, at most %u", n,
+                          GPU_MAX_RESOURCES);
+  loaded = g_hash_table_new_full (NULL, NULL, NULL, resource_free);
+  for (gsize i = 0; i < n; i++)
+    {
+      g_autoptr (GVariant) backing = NULL;
+      uint32_t id, format, width, height;
+      uint64_t size;
+      gsize nb;
+
+      g_variant_get_child (list, i, "(uuuu@a(tu))", &id, &format, &width, &height, &backing);
+      if (id == 0 || g_hash_table_contains (loaded, GUINT_TO_POINTER (id)))
+        return vr_state_fail (error, "virtio-gpu", "resource ID %u (zero or twice)", id);
+      res = g_new0 (GpuResource, 1);
+      res->id = id;
+      g_hash_table_insert (loaded, GUINT_TO_POINTER (id), res);
+      if (!format_order (format, res->order) || width == 0 || height == 0
+          || width > VR_DISPLAY_MAX_WIDTH || height > VR_DISPLAY_MAX_HEIGHT)
+        return vr_state_fail (error, "virtio-gpu", "resource %u: format %u, %ux%u", id, format,
+                              width, height);
+      size = (uint64_t) width * height * 4;
+      if (size > GPU_MAX_HOST_MEMORY - memory)
+        return vr_state_fail (error, "virtio-gpu", "resources of more than %u MiB",
+                              GPU_MAX_HOST_MEMORY >> 20);
+      memory += size;
+      res->format = format;
+      res->width = width;
+      res->height = height;
+      nb = g_variant_n_children (backing);
+      if (nb > GPU_MAX_BACKING)
+        return vr_state_fail (error, "virtio-gpu", "resource %u: %" G_GSIZE_FORMAT " backing "
+                              "entries, at most %u", id, nb, GPU_MAX_BACKING);
+      if (nb > 0)
+        {
+          res->backing = g_new0 (struct iovec, nb);
+          res->backing_gpa = g_new0 (uint64_t, nb);
+          res->n_backing = (unsigned) nb;
+        }
+      for (gsize b = 0; b < nb; b++)
+        {
+          uint64_t addr;
+          uint32_t len;
+          void *host;
+
+          g_variant_get_child (backing, b, "(tu)", &addr, &len);
+          host = len ? vr_memory_translate (vio->host.memory, addr, len) : NULL;
+          if (host == NULL)
+            return vr_state_fail (error, "virtio-gpu", "resource %u: backing entry %"
+                                  G_GSIZE_FORMAT " (%#" G_GINT64_MODIFIER "x, %u bytes) is not "
+                                  "in RAM", id, b, addr, len);
+          res->backing[b] = (struct iovec) { .iov_base = host, .iov_len = len };
+          res->backing_gpa[b] = addr;
+          res->backing_len += len;
+        }
+    }
+  if (scanout != 0)
+    {
+      res = g_hash_table_lookup (loaded, GUINT_TO_POINTER (scanout));
+      if (res == NULL || !rect_inside (&rect, res->width, res->height) || rect.width < 16
+          || rect.height < 16)
+        return vr_state_fail (error, "virtio-gpu", "scanout of resource %u at %ux%u+%u+%u",
+                              scanout, rect.width, rect.height, rect.x, rect.y);
+    }
+  if (cursor != 0)
+    {
+      res = g_hash_table_lookup (loaded, GUINT_TO_POINTER (cursor));
+      if (res == NULL || res->width > GPU_MAX_CURSOR || res->height > GPU_MAX_CURSOR
+          || hot_x > res->width || hot_y > res->height)
+        return vr_state_fail (error, "virtio-gpu", "cursor resource %u, hot spot %u,%u",
+                              cursor, hot_x, hot_y);
+    }
+  else if (hot_x || hot_y)
+    return vr_state_fail (error, "virtio-gpu", "a hot spot without a cursor");
+
+  /* The host copies, from the backing pages. */
+  {
+    GHashTableIter iter;
+
+    g_hash_table_iter_init (&iter, loaded);
+    while (g_hash_table_iter_next (&iter, NULL, (gpointer *) &res))
+      {
+        gsize size = (gsize) res->width * res->height * 4;
+
+        res->data = g_try_malloc0 (size);
+        if (res->data == NULL)
+          return vr_state_fail (error, "virtio-gpu", "no memory for resource %u (%ux%u)",
+                                res->id, res->width, res->height);
+        res->bytes = g_bytes_new_take (res->data, size);
+        if (res->backing)
+          resource_refill (res);
+      }
+  }
+
+  g_mutex_lock (&self->lock);
+  g_hash_table_remove_all (self->resources);   /* empty already: the device was reset */
+  g_clear_pointer (&self->resources, g_hash_table_unref);
+  self->resources = g_steal_pointer (&loaded);
+  self->host_memory = memory;
+  self->scanout_resource = scanout;
+  self->scanout_rect = rect;
+  scanout_publish (self);
+  self->cursor_resource = cursor;
+  self->cursor_hot_x = hot_x;
+  self->cursor_hot_y = hot_y;
+  self->cursor_x = cursor_x;
+  self->cursor_y = cursor_y;
+  if (cursor != 0)
+    {
+      g_autoptr (GBytes) copy = NULL;
+
+      res = g_hash_table_lookup (self->resources, GUINT_TO_POINTER (cursor));
+      copy = g_bytes_new (res->data, (gsize) res->width * res->height * 4);
+      vr_display_source_set_cursor (self->display, copy, res->width, res->height,
+                                    (int32_t) hot_x, (int32_t) hot_y);
+    }
+  vr_display_source_move_cursor (self->display, (int32_t) cursor_x, (int32_t) cursor_y);
+  g_mutex_unlock (&self->lock);
+
+  g_mutex_lock (&vio->lock);
+  self->events = events;
+  publish_config (self);
+  g_mutex_unlock (&vio->lock);
+  return true;
 }
 
 static void
@@ -632,6 +905,8 @@ static const VrVirtioOps gpu_ops = {
   .config_write = gpu_config_write,
   .queue_notify = gpu_queue_notify,
   .reset = gpu_reset,
+  .save = gpu_save,
+  .load = gpu_load,
   .destroy = gpu_destroy,
 };
 

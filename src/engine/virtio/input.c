@@ -7,9 +7,15 @@
  *
  * Events wait in a small ring until the guest posts buffers; when the ring is full the oldest
  * complete report is dropped (a guest that never reads cannot make us grow).
+ *
+ * Snapshots save the events still waiting (so that a key released after its press reached
+ * the guest is released in the restored guest too) and the configuration selectors; LED
+ * reports from the guest are not kept by the device, so there is nothing else.
  */
 
 #include "virtio.h"
+
+#include "../hw/state.h"
 
 #include <linux/input-event-codes.h>
 #include <linux/virtio_input.h>
@@ -240,6 +246,79 @@ input_reset (VrVirtio *vio)
   g_mutex_unlock (&self->ev_lock);
 }
 
+/* Snapshot state, version 1: (version, waiting events oldest first as (type, code, value)).
+ * The configuration's select/subsel come through the transport. */
+#define INPUT_STATE_VERSION 1
+#define INPUT_STATE_TYPE    "(qa(qqi))"
+
+static GVariant *
+input_save (VrVirtio *vio)
+{
+  VrVirtioInput *self = (VrVirtioInput *) vio;
+  GVariantBuilder events;
+
+  g_variant_builder_init (&events, G_VARIANT_TYPE ("a(qqi)"));
+  g_mutex_lock (&self->ev_lock);
+  for (unsigned i = 0; i < self->count; i++)
+    {
+      const VrInputEvent *ev = &self->pending[(self->head + i) % PENDING_MAX];
+
+      g_variant_builder_add (&events, "(qqi)", ev->type, ev->code, ev->value);
+    }
+  g_mutex_unlock (&self->ev_lock);
+  return g_variant_new (INPUT_STATE_TYPE, INPUT_STATE_VERSION, &events);
+}
+
+static bool
+input_load (VrVirtio      *vio,
+            GVariant      *state,
+            const uint8_t *config,
+            GError       **error)
+{
+  VrVirtioInput *self = (VrVirtioInput *) vio;
+  /* Bytes, not the struct: the saved data need not be aligned. */
+  uint8_t select = config[offsetof (struct virtio_input_config, select)];
+  uint8_t subsel = config[offsetof (struct virtio_input_config, subsel)];
+  g_autoptr (GVariant) events = NULL;
+  uint16_t version;
+  bool same;
+  gsize n;
+
+  if (!vr_state_check (state, "virtio-input", INPUT_STATE_TYPE, INPUT_STATE_VERSION, error))
+    return false;
+  g_variant_get (state, INPUT_STATE_TYPE, &version, NULL);
+  events = g_variant_get_child_value (state, 1);
+  n = g_variant_n_children (events);
+  if (n > PENDING_MAX)
+    return vr_state_fail (error, "virtio-input", "%" G_GSIZE_FORMAT " waiting events, at most "
+                          "%u", n, PENDING_MAX);
+
+  /* The selectors as the driver wrote them; what they select is ours to compute, and must be
+   * what the driver read. */
+  g_mutex_lock (&vio->lock);
+  vio->config[offsetof (struct virtio_input_config, select)] = select;
+  vio->config[offsetof (struct virtio_input_config, subsel)] = subsel;
+  input_config_write (vio, 0, 2);
+  same = memcmp (vio->config, config, vio->config_size) == 0;
+  g_mutex_unlock (&vio->lock);
+  if (!same)
+    return vr_state_fail (error, "virtio-input", "the configuration for select %u subsel %u "
+                          "differs from the snapshot's (another kind of device?)", select, subsel);
+
+  g_mutex_lock (&self->ev_lock);
+  self->head = 0;
+  self->count = 0;
+  for (gsize i = 0; i < n; i++)
+    {
+      VrInputEvent *ev = &self->pending[i];
+
+      g_variant_get_child (events, i, "(qqi)", &ev->type, &ev->code, &ev->value);
+      self->count++;
+    }
+  g_mutex_unlock (&self->ev_lock);
+  return true;
+}
+
 static void
 input_destroy (VrVirtio *vio)
 {
@@ -256,6 +335,8 @@ static const VrVirtioOps input_ops = {
   .config_write = input_config_write,
   .queue_notify = input_queue_notify,
   .reset = input_reset,
+  .save = input_save,
+  .load = input_load,
   .destroy = input_destroy,
 };
 

@@ -16,6 +16,15 @@
  * TX_BUDGET frames at a time (then an idle source continues), so one guest cannot hold the
  * thread.
  *
+ * Snapshots: nothing of the device's own is saved beyond the transport's state (the MAC
+ * address and link status are in the configuration, which must match). Receive buffers held
+ * in `stash` are not saved: a restored queue offers them again (its available index goes back
+ * to the used one, see vr_virtq_set_state()), since frames fill them in order. While the
+ * device is quiesced no frame is received (the backend keeps it, as when the ring is full),
+ * so nothing is written into guest RAM between quiesce and resume. The backend's own state
+ * is not saved: slirp's connections and NAT table are lost on a restore (as with QEMU, which
+ * does not save slirp's state either) and the guest's DHCP lease is renewed by the guest.
+ *
  * Locks: rx_lock guards the receive side (stash, pops and pushes on queue 0); tx_lock the
  * transmit side (tx_buf, tx_more). A transmitted frame may come straight back (slirp answers
  * an ARP inside slirp_input), so the order is tx_lock → (backend) → rx_lock. A reset takes
@@ -50,6 +59,7 @@ typedef struct
   gint          enabled;           /* atomic: DRIVER_OK seen and no reset since */
 
   GMutex        rx_lock;
+  bool          quiesced;          /* snapshot: hold frames back (rx_lock) */
   VrVirtqElem  *stash[RX_STASH_MAX];
   unsigned      n_stash;
   bool          warned_rx;
@@ -98,6 +108,12 @@ net_receive (void          *opaque,
   bool mrg;
 
   g_mutex_lock (&self->rx_lock);
+  if (self->quiesced)
+    {
+      /* Kept by the backend until resume (or a restore, which drops it). */
+      g_mutex_unlock (&self->rx_lock);
+      return false;
+    }
   rx = vr_virtio_get_queue (&self->vio, NET_RX_QUEUE);
   if (!g_atomic_int_get (&self->enabled) || !vr_virtq_is_ready (rx))
     goto drop;   /* no driver: like a cable plugged into a card that is off */
@@ -356,6 +372,7 @@ net_reset (VrVirtio *vio)
   g_mutex_lock (&self->tx_lock);
   g_mutex_lock (&self->rx_lock);
   g_atomic_int_set (&self->enabled, 0);
+  self->quiesced = false;
   net_clear_stash (self);
   self->warned_rx = false;
   self->warned_tx = false;
@@ -369,6 +386,29 @@ net_reset (VrVirtio *vio)
   /* Frames the backend kept for the old driver are dropped now, and reading resumes. */
   if (self->backend)
     vr_net_backend_accept_input (self->backend);
+}
+
+static void
+net_quiesce (VrVirtio *vio)
+{
+  VrVirtioNet *self = (VrVirtioNet *) vio;
+
+  /* Transmission runs on kicks only (and its idle continuation, which finds the queue
+   * refusing to pop): nothing to wait for. */
+  g_mutex_lock (&self->rx_lock);
+  self->quiesced = true;
+  g_mutex_unlock (&self->rx_lock);
+}
+
+static void
+net_resume (VrVirtio *vio)
+{
+  VrVirtioNet *self = (VrVirtioNet *) vio;
+
+  g_mutex_lock (&self->rx_lock);
+  self->quiesced = false;
+  g_mutex_unlock (&self->rx_lock);
+  vr_net_backend_accept_input (self->backend);
 }
 
 static void
@@ -399,6 +439,8 @@ static const VrVirtioOps net_ops = {
   .driver_ok = net_driver_ok,
   .queue_notify = net_queue_notify,
   .reset = net_reset,
+  .quiesce = net_quiesce,
+  .resume = net_resume,
   .destroy = net_destroy,
 };
 

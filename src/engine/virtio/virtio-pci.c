@@ -23,6 +23,8 @@
 
 #include "virtio-private.h"
 
+#include "../hw/state.h"
+
 #include <gio/gio.h>
 #include <glib-unix.h>
 
@@ -82,6 +84,7 @@ typedef struct
   /* Held around every ops->queue_notify and across a device reset, so that a reset never
    * runs concurrently with the device's work on the I/O thread. */
   GMutex        notify_lock;
+  bool          quiesced;        /* snapshot: kicks are not delivered (notify_lock) */
 } Transport;
 
 static inline Transport *
@@ -127,12 +130,18 @@ msix_update (VrVirtio *vio,
   return -1;
 }
 
+static bool
+compute_intx (VrVirtio *vio)
+{
+  return transport (vio)->isr != 0 && !msix_enabled (vio)
+         && !(vr_pci_get_word (vio->pci.config, VR_PCI_COMMAND) & VR_PCI_COMMAND_INTX_OFF);
+}
+
 static void
 update_intx (VrVirtio *vio)
 {
   Transport *t = transport (vio);
-  bool level = t->isr != 0 && !msix_enabled (vio)
-               && !(vr_pci_get_word (vio->pci.config, VR_PCI_COMMAND) & VR_PCI_COMMAND_INTX_OFF);
+  bool level = compute_intx (vio);
 
   if (level != t->intx_level)
     {
@@ -264,6 +273,7 @@ device_reset (VrVirtio *vio)
   for (unsigned q = 0; q < vio->num_queues; q++)
     vr_virtq_reset (vio->queues[q]);
 
+  t->quiesced = false;
   g_mutex_lock (&vio->lock);
   vio->status = 0;
   vio->broken = false;
@@ -737,7 +747,8 @@ on_kick (int          fd,
   if (read (fd, &count, sizeof count) != sizeof count)
     return G_SOURCE_CONTINUE;
   g_mutex_lock (&t->notify_lock);
-  if (vio->ops->queue_notify && vr_virtio_is_running (vio)
+  /* Quiesced for a snapshot: the kick is dropped; resume (or load) looks at every queue. */
+  if (vio->ops->queue_notify && !t->quiesced && vr_virtio_is_running (vio)
       && vr_virtq_is_ready (vio->queues[k->queue]))
     vio->ops->queue_notify (vio, k->queue);
   g_mutex_unlock (&t->notify_lock);
@@ -760,6 +771,282 @@ virtio_device_reset (VrDevice *dev)
       vr_irqchip_msi_set (vio->host.irq, t->vectors[v].gsi, 0, 0, false);
     }
   g_mutex_unlock (&vio->lock);
+}
+
+/* ---- snapshots -------------------------------------------------------------------------- */
+
+/*
+ * The transport's state, version 1: (version, host features (must be the device's own),
+ * driver features, device status, broken, configuration generation, device and driver
+ * feature selects, queue select, ISR, configuration vector, the device configuration bytes,
+ * the MSI-X table as (address, data, control, pending), every queue as (size, vector, enabled,
+ * descriptor, driver and device ring addresses, last available index, used index, last
+ * signalled used index, whether that one is valid, broken), the device's own state (see
+ * VrVirtioOps.save)). The MSI-X enable and function-mask bits and the command register are
+ * in configuration space, which the PCI host restores first.
+ *
+ * Loading checks everything before changing anything, the queues as the driver's setup is
+ * checked (vr_virtq_check_state()). Then the MSI routes are installed again from the table,
+ * the INTx line re-asserted, driver_ok replayed for a running device and every enabled queue
+ * kicked once, so buffers the driver added before the snapshot are seen.
+ */
+#define VIRTIO_STATE_VERSION 1
+#define VIRTIO_STATE_TYPE    "(qttybyuuqyq@aya(tuub)a(qqbtttqqqbb)mv)"
+#define QUEUE_STATE_TYPE     "(qqbtttqqqbb)"
+
+#define KNOWN_STATUS (VIRTIO_CONFIG_S_ACKNOWLEDGE | VIRTIO_CONFIG_S_DRIVER                  \
+                      | VIRTIO_CONFIG_S_DRIVER_OK | VIRTIO_CONFIG_S_FEATURES_OK             \
+                      | VIRTIO_CONFIG_S_NEEDS_RESET | VIRTIO_CONFIG_S_FAILED)
+
+/* Kicks every enabled queue of a running device (on its I/O thread, through the eventfds). */
+static void
+kick_ready_queues (VrVirtio *vio)
+{
+  if (!vr_virtio_is_running (vio))
+    return;
+  for (unsigned q = 0; q < vio->num_queues; q++)
+    if (vr_virtq_is_ready (vio->queues[q]))
+      kick (vio, q);
+}
+
+static void
+virtio_device_quiesce (VrDevice *dev)
+{
+  VrVirtio *vio = (VrVirtio *) dev;
+  Transport *t = transport (vio);
+
+  g_mutex_lock (&t->notify_lock);
+  t->quiesced = true;
+  g_mutex_unlock (&t->notify_lock);
+  for (unsigned q = 0; q < vio->num_queues; q++)
+    vr_virtq_set_quiesced (vio->queues[q], true);
+  if (vio->ops->quiesce)
+    vio->ops->quiesce (vio);
+}
+
+static void
+virtio_device_resume (VrDevice *dev)
+{
+  VrVirtio *vio = (VrVirtio *) dev;
+  Transport *t = transport (vio);
+
+  for (unsigned q = 0; q < vio->num_queues; q++)
+    vr_virtq_set_quiesced (vio->queues[q], false);
+  g_mutex_lock (&t->notify_lock);
+  t->quiesced = false;
+  g_mutex_unlock (&t->notify_lock);
+  if (vio->ops->resume)
+    vio->ops->resume (vio);
+  /* Kicks dropped while quiesced. */
+  kick_ready_queues (vio);
+}
+
+static GVariant *
+virtio_device_save (VrDevice *dev)
+{
+  VrVirtio *vio = (VrVirtio *) dev;
+  Transport *t = transport (vio);
+  GVariant *own = vio->ops->save ? vio->ops->save (vio) : NULL;
+  GVariantBuilder vectors, queues;
+  GVariant *v;
+
+  g_variant_builder_init (&vectors, G_VARIANT_TYPE ("a(tuub)"));
+  g_variant_builder_init (&queues, G_VARIANT_TYPE ("a" QUEUE_STATE_TYPE));
+  g_mutex_lock (&vio->lock);
+  for (unsigned i = 0; i < t->nvectors; i++)
+    g_variant_builder_add (&vectors, "(tuub)", t->vectors[i].addr, t->vectors[i].data,
+                           t->vectors[i].ctrl, t->vectors[i].pending);
+  for (unsigned q = 0; q < vio->num_queues; q++)
+    {
+      VrVirtqState st;
+
+      vr_virtq_get_state (vio->queues[q], &st);
+      g_variant_builder_add (&queues, QUEUE_STATE_TYPE, st.size, st.msix_vector, st.ready,
+                             st.desc_addr, st.avail_addr, st.used_addr, st.last_avail,
+                             st.used_idx, st.signalled_used, st.signalled_used_valid, st.broken);
+    }
+  v = g_variant_new (VIRTIO_STATE_TYPE, VIRTIO_STATE_VERSION, vio->host_features,
+                     vio->driver_features, vio->status, vio->broken, vio->config_generation,
+                     t->dfselect, t->gfselect, t->queue_select, t->isr, t->msix_config,
+                     g_variant_new_fixed_array (G_VARIANT_TYPE_BYTE, vio->config,
+                                                vio->config_size, 1),
+                     &vectors, &queues, own);
+  g_mutex_unlock (&vio->lock);
+  return v;
+}
+
+static void virtio_device_reset (VrDevice *dev);
+
+static bool
+virtio_device_load (VrDevice *dev, GVariant *state, GError **error)
+{
+  VrVirtio *vio = (VrVirtio *) dev;
+  Transport *t = transport (vio);
+  g_autofree char *name = g_strdup_printf ("%s (00:%02x.0)", vio->ops->name, vio->host.slot);
+  g_autoptr (GVariant) config = NULL, vectors = NULL, queues = NULL, own = NULL;
+  g_autofree VrVirtqState *qs = NULL;
+  g_autoptr (GError) local = NULL;
+  uint64_t host_features, driver_features;
+  uint32_t dfselect, gfselect;
+  uint16_t version, queue_select, msix_config;
+  uint8_t status, generation, isr;
+  gboolean broken;
+  const uint8_t *config_bytes;
+  int fire[VR_VIRTIO_MAX_QUEUES + 1];
+  unsigned nfire = 0;
+  bool event_idx, indirect, features_refused;
+  gsize n;
+
+  if (!vr_state_check (state, name, VIRTIO_STATE_TYPE, VIRTIO_STATE_VERSION, error))
+    return false;
+  g_variant_get (state, VIRTIO_STATE_TYPE, &version, &host_features, &driver_features, &status,
+                 &broken, &generation, &dfselect, &gfselect, &queue_select, &isr, &msix_config,
+                 &config, NULL, NULL, &own);
+  vectors = g_variant_get_child_value (state, 12);
+  queues = g_variant_get_child_value (state, 13);
+
+  /* The device and the driver's negotiation. */
+  if (host_features != vio->host_features)
+    return vr_state_fail (error, name, "the device offered features %#" G_GINT64_MODIFIER "x, "
+                          "it offers %#" G_GINT64_MODIFIER "x now (another device, or another "
+                          "version?)", host_features, vio->host_features);
+  if (driver_features & ~host_features)
+    return vr_state_fail (error, name, "driver features %#" G_GINT64_MODIFIER "x were never "
+                          "offered", driver_features);
+  if ((status & ~KNOWN_STATUS)
+      || ((status & VIRTIO_CONFIG_S_DRIVER_OK) && !(status & VIRTIO_CONFIG_S_FEATURES_OK)))
+    return vr_state_fail (error, name, "device status %#x", status);
+  if ((status & VIRTIO_CONFIG_S_FEATURES_OK)
+      && !(driver_features & (1ull << VIRTIO_F_VERSION_1)))
+    return vr_state_fail (error, name, "features accepted without VERSION_1");
+  if (!broken != !(status & VIRTIO_CONFIG_S_NEEDS_RESET))
+    return vr_state_fail (error, name, "broken %d with device status %#x", broken, status);
+  if (isr & ~3u)
+    return vr_state_fail (error, name, "ISR %#x", isr);
+  config_bytes = g_variant_get_fixed_array (config, &n, 1);
+  if (n != vio->config_size)
+    return vr_state_fail (error, name, "%" G_GSIZE_FORMAT " bytes of device configuration, "
+                          "expected %u", n, vio->config_size);
+  if (vio->ops->load == NULL && n > 0 && memcmp (config_bytes, vio->config, n) != 0)
+    return vr_state_fail (error, name, "the device configuration differs from the snapshot's "
+                          "(another disk, or another network address?)");
+
+  /* MSI-X table. */
+  if (g_variant_n_children (vectors) != t->nvectors)
+    return vr_state_fail (error, name, "%" G_GSIZE_FORMAT " MSI-X vectors, expected %u",
+                          g_variant_n_children (vectors), t->nvectors);
+  for (unsigned i = 0; i < t->nvectors; i++)
+    {
+      uint64_t addr;
+      uint32_t data, ctrl;
+      gboolean pending;
+
+      g_variant_get_child (vectors, i, "(tuub)", &addr, &data, &ctrl, &pending);
+      if (ctrl & ~1u)
+        return vr_state_fail (error, name, "MSI-X vector %u control %#x", i, ctrl);
+    }
+
+  /* Queues, checked as the driver's setup is. */
+  if (g_variant_n_children (queues) != vio->num_queues)
+    return vr_state_fail (error, name, "%" G_GSIZE_FORMAT " queues, expected %u",
+                          g_variant_n_children (queues), vio->num_queues);
+  qs = g_new0 (VrVirtqState, vio->num_queues);
+  for (unsigned q = 0; q < vio->num_queues; q++)
+    {
+      VrVirtqState *st = &qs[q];
+      gboolean ready, valid, qbroken;
+
+      g_variant_get_child (queues, q, QUEUE_STATE_TYPE, &st->size, &st->msix_vector, &ready,
+                           &st->desc_addr, &st->avail_addr, &st->used_addr, &st->last_avail,
+                           &st->used_idx, &st->signalled_used, &valid, &qbroken);
+      st->ready = ready;
+      st->signalled_used_valid = valid;
+      st->broken = qbroken;
+      if (st->msix_vector >= t->nvectors && st->msix_vector != VR_VIRTIO_NO_VECTOR)
+        return vr_state_fail (error, name, "queue %u: MSI-X vector %u of %u", q, st->msix_vector,
+                              t->nvectors);
+      if (st->ready && !(status & VIRTIO_CONFIG_S_FEATURES_OK))
+        return vr_state_fail (error, name, "queue %u enabled before the features were", q);
+      if (st->broken && !broken)
+        return vr_state_fail (error, name, "queue %u broken in a working device", q);
+      if (!vr_virtq_check_state (vio->queues[q], st, &local))
+        return vr_state_fail (error, name, "%s", local->message);
+    }
+
+  /* Apply: the transport... */
+  g_mutex_lock (&t->notify_lock);
+  g_mutex_lock (&vio->lock);
+  vio->driver_features = driver_features;
+  vio->status = status;
+  vio->broken = broken;
+  vio->config_generation = generation;
+  t->dfselect = dfselect;
+  t->gfselect = gfselect;
+  t->queue_select = queue_select;
+  t->isr = isr;
+  t->msix_config = msix_config;
+  t->quiesced = false;
+  for (unsigned i = 0; i < t->nvectors; i++)
+    {
+      MsixVector *vec = &t->vectors[i];
+      gboolean pending;
+
+      g_variant_get_child (vectors, i, "(tuub)", &vec->addr, &vec->data, &vec->ctrl, &pending);
+      vec->pending = pending;
+    }
+  event_idx = vr_virtio_has_feature (vio, VIRTIO_RING_F_EVENT_IDX);
+  indirect = vr_virtio_has_feature (vio, VIRTIO_RING_F_INDIRECT_DESC);
+  for (unsigned q = 0; q < vio->num_queues; q++)
+    vr_virtq_set_state (vio->queues[q], &qs[q], event_idx, indirect);
+  if (vio->ops->load == NULL && vio->config_size > 0)
+    memcpy (vio->config, config_bytes, vio->config_size);
+  g_mutex_unlock (&vio->lock);
+  g_mutex_unlock (&t->notify_lock);
+
+  /* ...then the device. */
+  g_mutex_lock (&vio->lock);
+  features_refused = (status & VIRTIO_CONFIG_S_FEATURES_OK) && vio->ops->features_ok
+                     && !vio->ops->features_ok (vio);
+  g_mutex_unlock (&vio->lock);
+  if (features_refused)
+    {
+      virtio_device_reset (dev);
+      return vr_state_fail (error, name, "the device refuses the saved features %#"
+                            G_GINT64_MODIFIER "x", driver_features);
+    }
+  if (vio->ops->load)
+    {
+      if (!vio->ops->load (vio, own, config_bytes, error))
+        {
+          virtio_device_reset (dev);
+          return false;
+        }
+    }
+  else if (own != NULL)
+    {
+      virtio_device_reset (dev);
+      return vr_state_fail (error, name, "device state for a device that has none");
+    }
+
+  /* Interrupts: routes from the table, the INTx line at its level. */
+  g_mutex_lock (&vio->lock);
+  for (unsigned v = 0; v < t->nvectors; v++)
+    {
+      int gsi = msix_update (vio, v);
+
+      if (gsi >= 0 && nfire < G_N_ELEMENTS (fire))
+        fire[nfire++] = gsi;
+    }
+  t->intx_level = compute_intx (vio);
+  vr_irq_restore_level (vio->host.irq, vio->host.gsi, t->intx_level);
+  /* A running device goes on as after DRIVER_OK. */
+  if ((vio->status & VIRTIO_CONFIG_S_DRIVER_OK) && !vio->broken && vio->ops->driver_ok)
+    vio->ops->driver_ok (vio);
+  g_mutex_unlock (&vio->lock);
+  for (unsigned i = 0; i < nfire; i++)
+    vr_irqchip_msi_fire (vio->host.irq, fire[i]);
+  kick_ready_queues (vio);
+  return true;
 }
 
 static void
@@ -807,6 +1094,10 @@ virtio_device_destroy (VrDevice *dev)
 static const VrDeviceOps virtio_device_ops = {
   .name = "virtio-pci",
   .reset = virtio_device_reset,
+  .quiesce = virtio_device_quiesce,
+  .save = virtio_device_save,
+  .load = virtio_device_load,
+  .resume = virtio_device_resume,
   .destroy = virtio_device_destroy,
 };
 

@@ -36,7 +36,24 @@ struct _VrVirtqueue
   bool                    signalled_used_valid;
   char                   *broken;   /* why the last pop failed; the caller reports it */
   void                   *scratch;  /* the chain being walked (virtqueue.c) */
+  bool                    quiesced; /* snapshot: no access to the rings (see below) */
 };
+
+/* A queue's state in a snapshot: the guest's configuration and the device's indices. */
+typedef struct
+{
+  uint16_t size;
+  uint16_t msix_vector;
+  bool     ready;
+  uint64_t desc_addr;
+  uint64_t avail_addr;
+  uint64_t used_addr;
+  uint16_t last_avail;
+  uint16_t used_idx;
+  uint16_t signalled_used;
+  bool     signalled_used_valid;
+  bool     broken;
+} VrVirtqState;
 
 VrVirtqueue *vr_virtq_new      (VrVirtio    *vio,
                                 unsigned     index,
@@ -50,6 +67,27 @@ bool         vr_virtq_enable   (VrVirtqueue *vq,
                                 bool         event_idx,
                                 bool         indirect,
                                 GError     **error);
+
+/* Snapshots. While quiesced, the queue neither pops nor looks for buffers nor changes its
+ * notification flags: it does not touch guest RAM (pushing what was popped before is the
+ * device's business: it must have finished, see VrVirtioOps.quiesce). A reset or a load
+ * ends it. */
+void         vr_virtq_set_quiesced (VrVirtqueue *vq,
+                                    bool         quiesced);
+void         vr_virtq_get_state (VrVirtqueue         *vq,
+                                 VrVirtqState        *state);
+/* Checks a saved state as the driver's setup would be (size, alignment, rings in RAM) and
+ * its indices; a queue that is not enabled has none. Changes nothing. */
+bool         vr_virtq_check_state (VrVirtqueue       *vq,
+                                   const VrVirtqState *state,
+                                   GError            **error);
+/* Applies a state vr_virtq_check_state() accepted (after a reset). Buffers popped but not
+ * used when it was saved are offered again: the available index goes back to the used one
+ * (only exact for a device that completes in order; others finish theirs in quiesce). */
+void         vr_virtq_set_state (VrVirtqueue         *vq,
+                                 const VrVirtqState  *state,
+                                 bool                 event_idx,
+                                 bool                 indirect);
 
 /* Transport side: interrupt the driver for @vq (MSI-X vector or INTx + ISR). */
 void         vr_virtio_queue_interrupt (VrVirtio    *vio,

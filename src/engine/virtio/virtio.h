@@ -22,6 +22,11 @@
  *  - ops->reset runs on the thread that resets the device (a vCPU writing status 0, or the
  *    machine resetting); it must wait for the device's in-flight work, after which no
  *    thread may touch the queues until the driver sets them up again.
+ *  - Snapshots: the transport is the VrDevice (quiesce/save/load/resume of vr-device.h); it
+ *    saves feature negotiation, status, MSI-X table, every queue's configuration and indices
+ *    and the device configuration, and calls the device's own hooks (VrVirtioOps) for the
+ *    rest. While quiesced, kicks are dropped and the queues refuse to pop (no device writes
+ *    guest RAM); resume and load look at every enabled queue once.
  *  - A device that finds the guest's structures broken (a bad descriptor chain, …) calls
  *    vr_virtio_set_broken(): DEVICE_NEEDS_RESET is set, a config interrupt sent, the reason
  *    logged once; the queues refuse work until the driver resets the device.
@@ -76,6 +81,27 @@ typedef struct
                              unsigned  queue);
   /* Device reset (driver or machine); see the threads note above. VrVirtio.lock NOT held. */
   void      (*reset)        (VrVirtio *vio);
+  /*
+   * Snapshots (see vr-device.h; all on the I/O thread, VrVirtio.lock not held; optional):
+   *  - quiesce: the transport has stopped delivering kicks and the queues refuse to pop;
+   *    finish the work handed to other threads (used entries written, interrupts sent) and
+   *    put nothing more into guest RAM (e.g. received frames) until resume, load or reset.
+   *  - save: the device's own state besides the transport's, or NULL.
+   *  - load: after a reset, with the transport's state in place (features, status, queues
+   *    mapped) but before driver_ok is replayed and the queues processed. @state is what
+   *    save returned (NULL for none), @config the saved device configuration (config_size
+   *    bytes; vio->config still holds the device's own). Check both; on failure the
+   *    transport resets the device. Without this hook the saved configuration must equal
+   *    the device's (it is read-only to the driver).
+   *  - resume: the machine runs on after a save; then every enabled queue is kicked once.
+   */
+  void      (*quiesce)      (VrVirtio *vio);
+  GVariant *(*save)         (VrVirtio *vio);
+  bool      (*load)         (VrVirtio      *vio,
+                             GVariant      *state,
+                             const uint8_t *config,
+                             GError       **error);
+  void      (*resume)       (VrVirtio *vio);
   /* Frees the device (its VrVirtio is torn down by the transport first). */
   void      (*destroy)      (VrVirtio *vio);
 } VrVirtioOps;

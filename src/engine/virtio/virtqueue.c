@@ -67,8 +67,52 @@ vr_virtq_reset (VrVirtqueue *vq)
   vq->used = NULL;
   vq->last_avail = vq->used_idx = vq->signalled_used = 0;
   vq->signalled_used_valid = false;
+  vq->quiesced = false;
   g_clear_pointer (&vq->broken, g_free);
   g_mutex_unlock (&vq->lock);
+}
+
+/* The checks of a ring setup, whoever asks for it (the driver, or a snapshot): the size a
+ * power of two up to the maximum (2.7), the spec's alignment, every ring inside RAM. Fills
+ * the rings' host addresses. */
+static bool
+map_rings (VrVirtqueue *vq,
+           uint16_t     size,
+           uint64_t     desc_addr,
+           uint64_t     avail_addr,
+           uint64_t     used_addr,
+           void       **desc,
+           void       **avail,
+           void       **used,
+           GError     **error)
+{
+  uint64_t n = size;
+
+  if (n == 0 || n > vq->max_size || (n & (n - 1)) != 0)
+    {
+      g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
+                   "queue %u: size %u (a power of two up to %u)", vq->index, size, vq->max_size);
+      return false;
+    }
+  /* Alignment as the spec requires: 16 for descriptors, 2 for avail, 4 for used. */
+  if ((desc_addr & 15) || (avail_addr & 1) || (used_addr & 3))
+    {
+      g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
+                   "queue %u: misaligned rings", vq->index);
+      return false;
+    }
+  *desc = vr_memory_translate (vq->memory, desc_addr, 16 * n);
+  *avail = vr_memory_translate (vq->memory, avail_addr, 6 + 2 * n);
+  *used = vr_memory_translate (vq->memory, used_addr, 6 + 8 * n);
+  if (*desc == NULL || *avail == NULL || *used == NULL)
+    {
+      g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
+                   "queue %u: rings outside RAM (desc %#" G_GINT64_MODIFIER "x, "
+                   "avail %#" G_GINT64_MODIFIER "x, used %#" G_GINT64_MODIFIER "x)",
+                   vq->index, desc_addr, avail_addr, used_addr);
+      return false;
+    }
+  return true;
 }
 
 bool
@@ -77,33 +121,11 @@ vr_virtq_enable (VrVirtqueue *vq,
                  bool         indirect,
                  GError     **error)
 {
-  uint64_t n = vq->size;
   void *desc, *avail, *used;
 
-  if (n == 0 || n > vq->max_size)
-    {
-      g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
-                   "queue %u: size %u (maximum %u)", vq->index, vq->size, vq->max_size);
-      return false;
-    }
-  /* Alignment as the spec requires: 16 for descriptors, 2 for avail, 4 for used. */
-  if ((vq->desc_addr & 15) || (vq->avail_addr & 1) || (vq->used_addr & 3))
-    {
-      g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
-                   "queue %u: misaligned rings", vq->index);
-      return false;
-    }
-  desc = vr_memory_translate (vq->memory, vq->desc_addr, 16 * n);
-  avail = vr_memory_translate (vq->memory, vq->avail_addr, 6 + 2 * n);
-  used = vr_memory_translate (vq->memory, vq->used_addr, 6 + 8 * n);
-  if (desc == NULL || avail == NULL || used == NULL)
-    {
-      g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
-                   "queue %u: rings outside RAM (desc %#" G_GINT64_MODIFIER "x, "
-                   "avail %#" G_GINT64_MODIFIER "x, used %#" G_GINT64_MODIFIER "x)",
-                   vq->index, vq->desc_addr, vq->avail_addr, vq->used_addr);
-      return false;
-    }
+  if (!map_rings (vq, vq->size, vq->desc_addr, vq->avail_addr, vq->used_addr, &desc, &avail,
+                  &used, error))
+    return false;
   g_mutex_lock (&vq->lock);
   vq->desc = desc;
   vq->avail = avail;
@@ -144,6 +166,112 @@ unsigned
 vr_virtq_index (VrVirtqueue *vq)
 {
   return vq->index;
+}
+
+/* ---- snapshots --------------------------------------------------------------------------- */
+
+void
+vr_virtq_set_quiesced (VrVirtqueue *vq,
+                       bool         quiesced)
+{
+  g_mutex_lock (&vq->lock);
+  vq->quiesced = quiesced;
+  g_mutex_unlock (&vq->lock);
+}
+
+void
+vr_virtq_get_state (VrVirtqueue  *vq,
+                    VrVirtqState *state)
+{
+  g_mutex_lock (&vq->lock);
+  *state = (VrVirtqState) {
+    .size = vq->size,
+    .msix_vector = vq->msix_vector,
+    .ready = vq->ready,
+    .desc_addr = vq->desc_addr,
+    .avail_addr = vq->avail_addr,
+    .used_addr = vq->used_addr,
+    .last_avail = vq->last_avail,
+    .used_idx = vq->used_idx,
+    .signalled_used = vq->signalled_used,
+    .signalled_used_valid = vq->signalled_used_valid,
+    .broken = vq->broken != NULL,
+  };
+  g_mutex_unlock (&vq->lock);
+}
+
+bool
+vr_virtq_check_state (VrVirtqueue        *vq,
+                      const VrVirtqState *state,
+                      GError            **error)
+{
+  void *desc, *avail, *used;
+
+  if (state->size > vq->max_size)
+    {
+      g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
+                   "queue %u: size %u (maximum %u)", vq->index, state->size, vq->max_size);
+      return false;
+    }
+  if (!state->ready)
+    {
+      /* Set up but not enabled: the driver may have written anything to the addresses, but
+       * the device has not started. */
+      if (state->last_avail || state->used_idx || state->signalled_used
+          || state->signalled_used_valid || state->broken)
+        {
+          g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
+                       "queue %u: indices or a fault on a queue that is not enabled", vq->index);
+          return false;
+        }
+      return true;
+    }
+  if (!map_rings (vq, state->size, state->desc_addr, state->avail_addr, state->used_addr, &desc,
+                  &avail, &used, error))
+    return false;
+  if ((uint16_t) (state->last_avail - state->used_idx) > state->size)
+    {
+      g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
+                   "queue %u: %u buffers in use in a queue of %u", vq->index,
+                   (uint16_t) (state->last_avail - state->used_idx), state->size);
+      return false;
+    }
+  return true;
+}
+
+void
+vr_virtq_set_state (VrVirtqueue        *vq,
+                    const VrVirtqState *state,
+                    bool                event_idx,
+                    bool                indirect)
+{
+  void *desc = NULL, *avail = NULL, *used = NULL;
+
+  if (state->ready && !map_rings (vq, state->size, state->desc_addr, state->avail_addr,
+                                  state->used_addr, &desc, &avail, &used, NULL))
+    g_return_if_reached ();   /* vr_virtq_check_state() said yes */
+
+  g_mutex_lock (&vq->lock);
+  vq->size = state->size;
+  vq->msix_vector = state->msix_vector;
+  vq->desc_addr = state->desc_addr;
+  vq->avail_addr = state->avail_addr;
+  vq->used_addr = state->used_addr;
+  vq->ready = state->ready;
+  vq->desc = desc;
+  vq->avail = avail;
+  vq->used = used;
+  vq->event_idx = event_idx;
+  vq->indirect = indirect;
+  vq->last_avail = state->used_idx;   /* buffers in use come again: see the header */
+  vq->used_idx = state->used_idx;
+  vq->signalled_used = state->signalled_used;
+  vq->signalled_used_valid = state->signalled_used_valid;
+  vq->quiesced = false;
+  g_clear_pointer (&vq->broken, g_free);
+  if (state->ready && state->broken)
+    vq->broken = g_strdup ("broken before the snapshot");
+  g_mutex_unlock (&vq->lock);
 }
 
 /* ---- popping a chain -------------------------------------------------------------------- */
@@ -290,7 +418,7 @@ vr_virtq_pop (VrVirtqueue *vq)
   unsigned n;
 
   g_mutex_lock (&vq->lock);
-  if (!vq->ready || vq->broken != NULL)
+  if (!vq->ready || vq->broken != NULL || vq->quiesced)
     goto out;
   avail_idx = load16 (&vq->avail->idx);
   if (avail_idx == vq->last_avail)
@@ -341,7 +469,8 @@ vr_virtq_has_buffers (VrVirtqueue *vq)
   bool has;
 
   g_mutex_lock (&vq->lock);
-  has = vq->ready && vq->broken == NULL && load16 (&vq->avail->idx) != vq->last_avail;
+  has = vq->ready && vq->broken == NULL && !vq->quiesced
+        && load16 (&vq->avail->idx) != vq->last_avail;
   g_mutex_unlock (&vq->lock);
   return has;
 }
@@ -351,7 +480,7 @@ vr_virtq_set_notification (VrVirtqueue *vq,
                            bool         enable)
 {
   g_mutex_lock (&vq->lock);
-  if (vq->ready)
+  if (vq->ready && !vq->quiesced)
     {
       if (vq->event_idx)
         {
