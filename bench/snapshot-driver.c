@@ -2,8 +2,8 @@
 
 /*
  * bench/snapshot's Vireo side: the engine's API driven as a running VMM is, the way QEMU's
- * savevm/loadvm are driven through its monitor. Boots the guest, lets it run for --wait
- * seconds, saves a live snapshot to --dir, lets it run on for 0.2 s, restores the snapshot
+ * savevm/loadvm are driven through its monitor. Boots the guest, waits for --ready in its
+ * serial output, lets it run for --wait seconds, saves a live snapshot to --dir, lets it run on for 0.2 s, restores the snapshot
  * into the same running machine, and prints
  *
  *   save_ms=<ms> restore_ms=<ms>
@@ -16,6 +16,7 @@
 #include <glib.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "vr-machine.h"
 
@@ -24,8 +25,8 @@ main (int   argc,
       char *argv[])
 {
   g_autofree char *kernel = NULL, *initrd = NULL, *memory = NULL, *disk = NULL, *dir = NULL;
-  g_autofree char *append = NULL;
-  double wait_s = 1.0;
+  g_autofree char *append = NULL, *serial = NULL, *ready = NULL;
+  double wait_s = 0.5;
   const GOptionEntry entries[] = {
     { "kernel", 0, 0, G_OPTION_ARG_FILENAME, &kernel, "Guest kernel", "FILE" },
     { "initrd", 0, 0, G_OPTION_ARG_FILENAME, &initrd, "Initial ramdisk", "FILE" },
@@ -33,7 +34,10 @@ main (int   argc,
     { "memory", 0, 0, G_OPTION_ARG_STRING, &memory, "Guest memory", "SIZE" },
     { "disk", 0, 0, G_OPTION_ARG_FILENAME, &disk, "A qcow2 disk", "FILE" },
     { "dir", 0, 0, G_OPTION_ARG_FILENAME, &dir, "Snapshot directory (must not exist)", "DIR" },
-    { "wait", 0, 0, G_OPTION_ARG_DOUBLE, &wait_s, "Seconds to run before saving", "S" },
+    { "serial", 0, 0, G_OPTION_ARG_FILENAME, &serial, "Serial output file", "FILE" },
+    { "ready", 0, 0, G_OPTION_ARG_STRING, &ready, "Wait for TEXT in the serial output", "TEXT" },
+    { "wait", 0, 0, G_OPTION_ARG_DOUBLE, &wait_s, "Seconds to run (after TEXT) before saving",
+      "S" },
     { NULL },
   };
   g_autoptr (GOptionContext) ctx = g_option_context_new ("- snapshot benchmark driver");
@@ -53,7 +57,8 @@ main (int   argc,
   config.kernel = g_strdup (kernel);
   config.initrd = g_strdup (initrd);
   config.cmdline = g_strdup (append);
-  config.serial = VR_SERIAL_NONE;
+  config.serial = serial ? VR_SERIAL_FILE : VR_SERIAL_NONE;
+  config.serial_path = g_strdup (serial);
   if (memory && !vr_parse_size (memory, &config.memory, &error))
     goto fail_config;
   if (disk)
@@ -67,6 +72,19 @@ main (int   argc,
   vr_machine_config_clear (&config);
   if (m == NULL || !vr_machine_start (m, &error))
     goto fail;
+  for (gint64 end = g_get_monotonic_time () + 600 * G_USEC_PER_SEC; ready && serial;)
+    {
+      g_autofree char *text = NULL;
+
+      if (g_file_get_contents (serial, &text, NULL, NULL) && strstr (text, ready))
+        break;
+      if (g_get_monotonic_time () > end)
+        {
+          fprintf (stderr, "snapshot-driver: the guest never printed “%s”\n", ready);
+          return 1;
+        }
+      g_usleep (10000);
+    }
   g_usleep ((gulong) (wait_s * G_USEC_PER_SEC));
 
   t0 = g_get_monotonic_time ();

@@ -326,7 +326,7 @@ main (int   argc,
   g_autofree char *serial = NULL, *cpuid_mask = NULL, *console = NULL, *display = NULL;
   g_autofree char *snapshot_save = NULL, *restore = NULL;
   g_auto (GStrv) disks = NULL, nets = NULL;
-  gboolean prefault = FALSE;
+  gboolean prefault = FALSE, io_stats = FALSE;
   int cpus = 1, timeout = 0;
   gboolean no_reboot = FALSE, rng = FALSE, input = FALSE;
   bool show_window = false;
@@ -335,6 +335,8 @@ main (int   argc,
       "Save a snapshot to DIR (then DIR-2 …) when the guest asks or on SIGHUP", "DIR" },
     { "restore", 0, 0, G_OPTION_ARG_FILENAME, &restore,
       "Resume from the snapshot in DIR instead of booting (same options as when saved)", "DIR" },
+    { "io-stats", 0, 0, G_OPTION_ARG_NONE, &io_stats,
+      "At exit, print the guest's disk and network I/O on standard error", NULL },
     { "prefault", 0, 0, G_OPTION_ARG_NONE, &prefault,
       "With --restore: read the whole memory file in the background", NULL },
     { "kernel", 'k', 0, G_OPTION_ARG_FILENAME, &kernel,
@@ -567,6 +569,18 @@ main (int   argc,
     }
 #endif
   vr_machine_stop (run.machine);
+  if (io_stats)
+    {
+      VrIoStats st;
+
+      vr_machine_get_io_stats (run.machine, &st);
+      g_printerr ("vireo-run: io: disk read %" G_GUINT64_FORMAT " bytes in %" G_GUINT64_FORMAT
+                  " requests, written %" G_GUINT64_FORMAT " bytes in %" G_GUINT64_FORMAT
+                  " requests; net received %" G_GUINT64_FORMAT " bytes in %" G_GUINT64_FORMAT
+                  " frames, sent %" G_GUINT64_FORMAT " bytes in %" G_GUINT64_FORMAT " frames\n",
+                  st.disk_read_bytes, st.disk_reads, st.disk_write_bytes, st.disk_writes,
+                  st.net_rx_bytes, st.net_rx_packets, st.net_tx_bytes, st.net_tx_packets);
+    }
   vr_machine_free (run.machine);
   fflush (stdout);
   return run.status;

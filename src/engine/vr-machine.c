@@ -85,6 +85,8 @@ struct _VrMachine
   VrChardev    *serial_chr;
   GPtrArray    *devices;        /* VrDevice *, destroyed in reverse order */
   GPtrArray    *disks;          /* VrDisk *, config.disks order (owned by their devices) */
+  GPtrArray    *blk_devices;    /* VrDevice *, the virtio-blk ones (counters) */
+  GPtrArray    *net_devices;    /* VrDevice *, the virtio-net ones */
   VrDevice     *acpi_pm;
   VrDevice     *pci_host;
   VrDevice     *keyboard;       /* virtio-input, NULL without config.input */
@@ -971,6 +973,8 @@ create_virtio_devices (VrMachine  *self,
       if (!add_device (self, vr_virtio_blk_new (&host, disk, dc->serial, error)))
         return false;
       g_ptr_array_add (self->disks, disk);
+      g_ptr_array_add (self->blk_devices, g_ptr_array_index (self->devices,
+                                                             self->devices->len - 1));
     }
   for (unsigned i = 0; self->config.nics && self->config.nics[i]; i++)
     {
@@ -990,6 +994,8 @@ create_virtio_devices (VrMachine  *self,
       if (backend == NULL
           || !add_device (self, vr_virtio_net_new (&host, backend, nc.mac, error)))
         return false;
+      g_ptr_array_add (self->net_devices, g_ptr_array_index (self->devices,
+                                                             self->devices->len - 1));
     }
   if (self->config.rng)
     {
@@ -1139,6 +1145,8 @@ vr_machine_new (const VrMachineConfig  *config,
   self->state = VR_STATE_CREATED;
   self->devices = g_ptr_array_new ();
   self->disks = g_ptr_array_new ();
+  self->blk_devices = g_ptr_array_new ();
+  self->net_devices = g_ptr_array_new ();
   self->pio = vr_bus_new ("port I/O");
   self->mmio = vr_bus_new ("MMIO");
   self->irq = vr_irqchip_new ();
@@ -1392,6 +1400,20 @@ vr_machine_get_memory_used (VrMachine *self)
   if (self->memory == NULL)
     return 0;
   return vr_memory_get_used (self->memory);
+}
+
+void
+vr_machine_get_io_stats (VrMachine *self,
+                         VrIoStats *stats)
+{
+  g_return_if_fail (self != NULL && stats != NULL);
+
+  /* The device lists never change after creation. */
+  memset (stats, 0, sizeof *stats);
+  for (guint i = 0; i < self->blk_devices->len; i++)
+    vr_virtio_blk_get_stats (g_ptr_array_index (self->blk_devices, i), stats);
+  for (guint i = 0; i < self->net_devices->len; i++)
+    vr_virtio_net_get_stats (g_ptr_array_index (self->net_devices, i), stats);
 }
 
 char *
@@ -2222,6 +2244,8 @@ machine_finalize (VrMachine *self)
     vr_device_destroy (g_ptr_array_index (self->devices, i - 1));
   g_ptr_array_unref (self->devices);
   g_ptr_array_unref (self->disks);
+  g_ptr_array_unref (self->blk_devices);
+  g_ptr_array_unref (self->net_devices);
   g_clear_pointer (&self->display, vr_display_free);
   g_clear_pointer (&self->serial_chr, vr_chardev_free);
   g_clear_pointer (&self->console_chr, vr_chardev_free);

@@ -169,6 +169,24 @@ void            vr_machine_stop             (VrMachine              *machine);
 /* Presses the ACPI power button: the guest decides what to do. */
 void            vr_machine_power_button     (VrMachine              *machine);
 
+/* Guest I/O since the machine was created, summed over its disks and network cards (bytes
+ * and requests of completed reads and writes; frames delivered to and sent by the guest).
+ * Any thread; cheap enough to poll. */
+typedef struct
+{
+  uint64_t disk_read_bytes;
+  uint64_t disk_write_bytes;
+  uint64_t disk_reads;
+  uint64_t disk_writes;
+  uint64_t net_rx_bytes;
+  uint64_t net_tx_bytes;
+  uint64_t net_rx_packets;
+  uint64_t net_tx_packets;
+} VrIoStats;
+
+void            vr_machine_get_io_stats     (VrMachine              *machine,
+                                             VrIoStats              *stats);
+
 /* Every vCPU's registers and the bytes at its RIP, for diagnosis (g_free it). Briefly pauses
  * a running machine. */
 char           *vr_machine_dump_cpus        (VrMachine              *machine);

@@ -30,6 +30,9 @@ struct _VrMemory
   int       fd;          /* memfd holding all of guest RAM */
   uint8_t  *host;        /* the whole memfd, mapped shared (or a snapshot's RAM file, private) */
   bool      private_map; /* @host maps a snapshot file copy-on-write, not the memfd */
+  GThread  *release;     /* gives the old mapping and the memfd's pages back after a restore,
+                          * in the background */
+  void     *old_host;    /* the old mapping, moved away, for @release to unmap */
   uint64_t  size;
   uint64_t  low_size;    /* RAM below the MMIO hole: guest [0, low_size) = memfd [0, low_size) */
   uint64_t  high_size;   /* RAM above 4 GiB: guest [4G, 4G + high) = memfd [low, size) */
@@ -38,6 +41,14 @@ struct _VrMemory
   int        vm_fd;      /* the VM the slots are in, -1 when none */
   ExtraSlot  extra[VR_MEMORY_MAX_EXTRA_SLOTS];
 };
+
+/* Waits for the background release of the memfd's pages (see vr_memory_map_private()). */
+static void
+join_release (VrMemory *mem)
+{
+  if (mem->release)
+    g_thread_join (g_steal_pointer (&mem->release));
+}
 
 VrMemory *
 vr_memory_new (uint64_t   size,
@@ -102,6 +113,7 @@ vr_memory_free (VrMemory *mem)
 {
   if (mem == NULL)
     return;
+  join_release (mem);
   munmap (mem->host, mem->size);
   close (mem->fd);
   g_mutex_clear (&mem->slot_lock);
@@ -167,6 +179,7 @@ vr_memory_write (VrMemory   *mem,
 static void
 map_memfd (VrMemory *mem)
 {
+  join_release (mem);
   if (!mem->private_map)
     return;
   if (mmap (mem->host, mem->size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE | MAP_FIXED,
@@ -505,6 +518,18 @@ vr_memory_save (VrMemory  *mem,
   return true;
 }
 
+static gpointer
+release_memfd (gpointer data)
+{
+  VrMemory *mem = data;
+
+  if (mem->old_host)
+    munmap (g_steal_pointer (&mem->old_host), mem->size);
+  if (fallocate (mem->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 0, (off_t) mem->size) < 0)
+    g_debug ("cannot release the old guest memory: %s", g_strerror (errno));
+  return NULL;
+}
+
 bool
 vr_memory_map_private (VrMemory  *mem,
                        int        fd,
@@ -514,18 +539,38 @@ vr_memory_map_private (VrMemory  *mem,
 {
   struct stat st;
 
+  join_release (mem);
   if (fstat (fd, &st) < 0 || (uint64_t) st.st_size < offset + mem->size)
     {
       g_set_error (error, VR_ERROR, VR_ERROR_BAD_SNAPSHOT,
                    "The snapshot's memory file is shorter than the guest's memory");
       return false;
     }
+  /* Unmapping a populated GiB takes tens of milliseconds. Instead its page tables move
+   * whole to a spare range (MREMAP_DONTUNMAP leaves the mapping at @host in place, empty, so
+   * no other thread can map anything into a hole there), which the background thread then
+   * unmaps. Kernels before 5.13 refuse DONTUNMAP for shared mappings: then the replacing
+   * mmap() below unmaps the old pages itself. */
+  {
+    void *away = mmap (NULL, mem->size, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
+                       -1, 0);
+
+    if (away != MAP_FAILED
+        && mremap (mem->host, mem->size, mem->size,
+                   MREMAP_MAYMOVE | MREMAP_FIXED | MREMAP_DONTUNMAP, away) == away)
+      mem->old_host = away;
+    else if (away != MAP_FAILED)
+      munmap (away, mem->size);
+  }
   if (mmap (mem->host, mem->size, PROT_READ | PROT_WRITE,
             MAP_PRIVATE | MAP_NORESERVE | MAP_FIXED, fd, (off_t) offset) == MAP_FAILED)
     {
       int err = errno;
 
-      /* The old mapping may be gone: put the memfd back so RAM stays usable. */
+      /* The old contents may be gone (moved away): put the memfd back so RAM stays usable
+       * (the machine is stopped after a failed restore anyway). */
+      if (mem->old_host)
+        munmap (g_steal_pointer (&mem->old_host), mem->size);
       mem->private_map = true;
       map_memfd (mem);
       g_set_error (error, VR_ERROR, VR_ERROR_IO,
@@ -536,9 +581,9 @@ vr_memory_map_private (VrMemory  *mem,
   madvise (mem->host, mem->size, MADV_DONTDUMP);
   if (prefault)
     madvise (mem->host, mem->size, MADV_WILLNEED);
-  /* The memfd's old contents are not needed any more. */
-  if (fallocate (mem->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 0, (off_t) mem->size) < 0)
-    g_debug ("cannot release the old guest memory: %s", g_strerror (errno));
+  /* The memfd's old contents are not needed any more; freeing a GiB of pages takes tens of
+   * milliseconds, which the guest need not wait for. Joined before the memfd is used again. */
+  mem->release = g_thread_new ("vireo-ram-release", release_memfd, mem);
   return true;
 }
 

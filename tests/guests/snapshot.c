@@ -211,21 +211,21 @@ guest_main (void)
     guest_fail ("no valid MADT with an IOAPIC");
   pic_disable ();
   lapic_enable ();
-  set_int_handler (PIT_VECTOR, on_pit);
-  pit_periodic (HZ);
-  ioapic_route (madt.ioapic_addr, madt.isa_gsi[0] - madt.ioapic_gsi_base, PIT_VECTOR,
-                madt.isa_flags[0], (uint8_t) lapic_id (), false);
-
   if (cmdline_has ("disk"))
     setup_disk ();
   if (madt.ncpus > 1)
     {
       ncpus = smp_start_aps (&madt, ap_main, ids);
-      for (int spins = 0; ap_running < (uint32_t) (ncpus - 1) && spins < 100000; spins++)
-        cpu_relax ();
+      /* Up to a minute: on an emulating host an AP takes a while to fill its region. */
+      for (int ms = 0; ap_running < (uint32_t) (ncpus - 1) && ms < 60000; ms++)
+        pit_delay_ms (1);
       if (ap_running != (uint32_t) (ncpus - 1))
         guest_fail ("only %u of %d APs are running", ap_running, ncpus - 1);
     }
+  set_int_handler (PIT_VECTOR, on_pit);
+  pit_periodic (HZ);
+  ioapic_route (madt.ioapic_addr, madt.isa_gsi[0] - madt.ioapic_gsi_base, PIT_VECTOR,
+                madt.isa_flags[0], (uint8_t) lapic_id (), false);
 
   for (uint32_t i = 0; i < region_pages; i++)
     fill_page (base + i * (PAGE / 4), i);

@@ -25,6 +25,7 @@
 
 #include <gio/gio.h>
 #include <glib.h>
+#include <stdio.h>
 #include <string.h>
 
 #define RUN_TIMEOUT   200       /* seconds: what vireo-run is told */
@@ -550,6 +551,7 @@ run_net_guest (Engine engine, const char *program, const char *append, const cha
       g_ptr_array_add (argv, g_strdup ("--net"));
       g_ptr_array_add (argv, hostfwd ? g_strconcat ("user,hostfwd=", hostfwd, NULL)
                                      : g_strdup ("user"));
+      g_ptr_array_add (argv, g_strdup ("--io-stats"));
     }
   run_command (argv, r);
 }
@@ -687,6 +689,27 @@ test_throughput (gconstpointer data)
   g_mutex_lock (&s.lock);
   g_assert_cmpuint (s.stream_bytes, ==, bytes);
   g_assert_true (s.stream_ok);
+  if (cd->engine != ENGINE_QEMU)
+    {
+      /* The engine's counters saw the stream go out (frames carry headers too) and the
+       * server's acknowledgements come in. */
+      const char *io = strstr (r.err ? r.err : "", "vireo-run: io:");
+      guint64 rx_bytes = 0, rx_frames = 0, tx_bytes = 0, tx_frames = 0;
+
+      g_assert_nonnull (io);
+      g_assert_cmpint (sscanf (io, "vireo-run: io: disk read %*u bytes in %*u requests, "
+                                   "written %*u bytes in %*u requests; net received %"
+                                   G_GUINT64_FORMAT " bytes in %" G_GUINT64_FORMAT
+                                   " frames, sent %" G_GUINT64_FORMAT " bytes in %"
+                                   G_GUINT64_FORMAT " frames", &rx_bytes, &rx_frames,
+                               &tx_bytes, &tx_frames), ==, 4);
+      g_test_message ("io counters: rx %" G_GUINT64_FORMAT " bytes / %" G_GUINT64_FORMAT
+                      " frames, tx %" G_GUINT64_FORMAT " bytes / %" G_GUINT64_FORMAT " frames",
+                      rx_bytes, rx_frames, tx_bytes, tx_frames);
+      g_assert_cmpuint (tx_bytes, >, bytes);
+      g_assert_cmpuint (tx_frames, >=, bytes / 1514);
+      g_assert_cmpuint (rx_frames, >, 0);
+    }
   g_test_message ("%s: %" G_GUINT64_FORMAT " bytes in %.2f s: %.1f KiB/s",
                   cd->engine == ENGINE_QEMU ? "qemu" : "vireo", s.stream_bytes,
                   s.stream_seconds, s.stream_bytes / 1024.0 / MAX (s.stream_seconds, 0.001));

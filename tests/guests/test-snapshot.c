@@ -300,6 +300,17 @@ test_revert (Fixture *f, gconstpointer data)
   gsize a, r;
 
   start (f, cpus);
+  {
+    VrIoStats st;
+
+    /* The guest has read and written records (512-byte sectors) by now. */
+    vr_machine_get_io_stats (f->machine, &st);
+    g_assert_cmpuint (st.disk_writes, >=, 2);
+    g_assert_cmpuint (st.disk_reads, >=, 2);
+    g_assert_cmpuint (st.disk_write_bytes, ==, st.disk_writes * 512);
+    g_assert_cmpuint (st.disk_read_bytes, ==, st.disk_reads * 512);
+    g_assert_cmpuint (st.net_rx_packets + st.net_tx_packets, ==, 0);
+  }
   a = take (f, "A");
   /* Run on well past the snapshot: more records, RAM rewritten. */
   wait_log (f, a + 3 * CONTINUE);

@@ -40,6 +40,10 @@ typedef struct
   GMutex     inflight_lock;
   GCond      inflight_cond;
   unsigned   inflight;
+  guint64    read_bytes;    /* atomic counters of completed requests (performance page) */
+  guint64    write_bytes;
+  guint64    reads;
+  guint64    writes;
 } VrVirtioBlk;
 
 typedef struct
@@ -199,8 +203,14 @@ run_request (gpointer data,
             g_debug ("virtio-blk: %s", error->message);
             status = VIRTIO_BLK_S_IOERR;
           }
-        else if (in)
-          written = (uint32_t) len;
+        else
+          {
+            if (in)
+              written = (uint32_t) len;
+            __atomic_add_fetch (in ? &self->read_bytes : &self->write_bytes, len,
+                                __ATOMIC_RELAXED);
+            __atomic_add_fetch (in ? &self->reads : &self->writes, 1, __ATOMIC_RELAXED);
+          }
       }
       break;
 
@@ -377,4 +387,16 @@ fail:
   else
     vr_device_destroy (&vio->parent);
   return NULL;
+}
+
+void
+vr_virtio_blk_get_stats (VrDevice   *dev,
+                         VrIoStats  *stats)
+{
+  VrVirtioBlk *self = (VrVirtioBlk *) dev;
+
+  stats->disk_read_bytes += __atomic_load_n (&self->read_bytes, __ATOMIC_RELAXED);
+  stats->disk_write_bytes += __atomic_load_n (&self->write_bytes, __ATOMIC_RELAXED);
+  stats->disk_reads += __atomic_load_n (&self->reads, __ATOMIC_RELAXED);
+  stats->disk_writes += __atomic_load_n (&self->writes, __ATOMIC_RELAXED);
 }

@@ -64,6 +64,11 @@ typedef struct
   unsigned      n_stash;
   bool          warned_rx;
 
+  guint64       rx_bytes;          /* atomic counters of frames delivered (performance page) */
+  guint64       rx_packets;
+  guint64       tx_bytes;
+  guint64       tx_packets;
+
   GMutex        tx_lock;
   uint8_t      *tx_buf;            /* header + frame */
   GSource      *tx_more;
@@ -192,6 +197,8 @@ net_receive (void          *opaque,
   memmove (self->stash, self->stash + count, (self->n_stash - count) * sizeof self->stash[0]);
   self->n_stash -= count;
   vr_virtq_notify (rx);
+  __atomic_add_fetch (&self->rx_bytes, len, __ATOMIC_RELAXED);
+  __atomic_add_fetch (&self->rx_packets, 1, __ATOMIC_RELAXED);
 
 drop:
   g_mutex_unlock (&self->rx_lock);
@@ -262,6 +269,8 @@ net_tx_one (VrVirtioNet *self, VrVirtqElem *elem)
   iov.iov_base = frame;
   iov.iov_len = len;
   vr_net_backend_send (self->backend, &iov, 1);
+  __atomic_add_fetch (&self->tx_bytes, len, __ATOMIC_RELAXED);
+  __atomic_add_fetch (&self->tx_packets, 1, __ATOMIC_RELAXED);
   return true;
 }
 
@@ -479,4 +488,16 @@ vr_virtio_net_new (const VrVirtioHost *host,
 fail:
   vr_device_destroy (&self->vio.parent);
   return NULL;
+}
+
+void
+vr_virtio_net_get_stats (VrDevice   *dev,
+                         VrIoStats  *stats)
+{
+  VrVirtioNet *self = (VrVirtioNet *) dev;
+
+  stats->net_rx_bytes += __atomic_load_n (&self->rx_bytes, __ATOMIC_RELAXED);
+  stats->net_rx_packets += __atomic_load_n (&self->rx_packets, __ATOMIC_RELAXED);
+  stats->net_tx_bytes += __atomic_load_n (&self->tx_bytes, __ATOMIC_RELAXED);
+  stats->net_tx_packets += __atomic_load_n (&self->tx_packets, __ATOMIC_RELAXED);
 }

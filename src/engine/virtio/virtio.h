@@ -38,6 +38,7 @@
 #include <sys/uio.h>
 
 #include "../hw/pci.h"
+#include "../vr-machine.h"
 
 G_BEGIN_DECLS
 
@@ -234,6 +235,11 @@ VrDevice *vr_virtio_blk_new     (const VrVirtioHost *host,
                                  VrDisk             *disk,
                                  const char         *serial,
                                  GError            **error);
+/* Adds the device's counters (since it was created) to @stats. Any thread. */
+void      vr_virtio_blk_get_stats (VrDevice         *dev,
+                                   VrIoStats        *stats);
+void      vr_virtio_net_get_stats (VrDevice         *dev,
+                                   VrIoStats        *stats);
 VrDevice *vr_virtio_rng_new     (const VrVirtioHost *host,
                                  GError            **error);
 /* A console on @chr (not owned). */
