@@ -436,6 +436,9 @@ write_all (int            fd,
                        "Cannot write guest memory to the snapshot: %s", g_strerror (err));
           return false;
         }
+      /* Start writing it to the disk now, while the next part is copied: the final fsync
+       * then waits for the tail only, not for a GiB of dirty pages. */
+      sync_file_range (fd, (off_t) offset, n, SYNC_FILE_RANGE_WRITE);
       buf += n;
       len -= (uint64_t) n;
       offset += (uint64_t) n;

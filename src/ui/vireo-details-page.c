@@ -59,6 +59,7 @@ enum
 static GParamSpec *properties[N_PROPS];
 
 static void refresh (VireoDetailsPage *self);
+static void queue_refresh (VireoDetailsPage *self);
 
 /* ---- editing ---------------------------------------------------------------------------- */
 
@@ -435,6 +436,46 @@ disk_subtitle (VireoDetailsPage *self, VireoDiskConfig *disk)
   return g_string_free (g_steal_pointer (&s), FALSE);
 }
 
+#define DISK_MAX_GIB (64.0 * 1024)   /* 64 TiB */
+
+/* The disk's virtual size in whole GiB (rounded up), 0 when it cannot be read. */
+static guint64
+disk_size_gib (VireoDetailsPage *self, VireoDiskConfig *disk)
+{
+  g_autofree char *full = vireo_machine_config_resolve_path (disk->path,
+                                                             vireo_machine_get_dir (self->machine));
+  g_autoptr(VrDisk) vd = vr_disk_open (full, disk->format,
+                                       VR_DISK_OPEN_READONLY | VR_DISK_OPEN_METADATA_ONLY, NULL);
+
+  return vd ? (vr_disk_get_size (vd) + (1ull << 30) - 1) >> 30 : 0;
+}
+
+static void
+resize_disk_clicked_cb (GtkButton *button, VireoDetailsPage *self)
+{
+  VireoMachineConfig *config = vireo_machine_get_config (self->machine);
+  guint index = GPOINTER_TO_UINT (g_object_get_data (G_OBJECT (button), "index"));
+  GtkSpinButton *spin = g_object_get_data (G_OBJECT (button), "spin");
+  guint64 size = (guint64) gtk_spin_button_get_value_as_int (spin) << 30;
+  g_autoptr(GError) error = NULL;
+  g_autofree char *full = NULL;
+  g_autoptr(VrDisk) vd = NULL;
+  VireoDiskConfig *disk;
+
+  if (config == NULL || index >= config->disks->len || vireo_machine_is_active (self->machine))
+    return;
+  disk = config->disks->pdata[index];
+  full = vireo_machine_config_resolve_path (disk->path, vireo_machine_get_dir (self->machine));
+  vd = vr_disk_open (full, disk->format, 0, &error);
+  if (vd != NULL && size > vr_disk_get_size (vd))
+    vr_disk_resize (vd, size, FALSE, &error);
+  if (vd != NULL && error == NULL)
+    vr_disk_flush (vd, &error);
+  if (error != NULL)
+    vireo_widget_show_error (GTK_WIDGET (self), _("The disk cannot be resized"), error);
+  queue_refresh (self);
+}
+
 static GtkWidget *
 make_disk_row (VireoDetailsPage *self, guint index, VireoDiskConfig *disk)
 {
@@ -465,11 +506,30 @@ make_disk_row (VireoDetailsPage *self, guint index, VireoDiskConfig *disk)
 
   row = adw_action_row_new ();
   adw_preferences_row_set_title (ADW_PREFERENCES_ROW (row), _("Size"));
-  adw_action_row_set_subtitle (ADW_ACTION_ROW (row),
-                               disk->format == VR_DISK_FORMAT_QCOW2
-                                 ? _("Growing an image arrives with the next version; "
-                                     "vireo-img or qemu-img resize can do it now")
-                                 : _("Only qcow2 images can be resized"));
+  if ((disk->format == VR_DISK_FORMAT_QCOW2 || disk->format == VR_DISK_FORMAT_RAW)
+      && disk->media != VIREO_DISK_MEDIA_CDROM)
+    {
+      guint64 gib = disk_size_gib (self, disk);
+      GtkWidget *spin = gtk_spin_button_new_with_range ((double) MAX (gib, 1), DISK_MAX_GIB, 1);
+
+      adw_action_row_set_subtitle (ADW_ACTION_ROW (row),
+                                   _("Grow the image, in GiB; the guest sees the new size the "
+                                     "next time it starts, and its partitions stay as they are"));
+      gtk_spin_button_set_value (GTK_SPIN_BUTTON (spin), (double) MAX (gib, 1));
+      gtk_widget_set_valign (spin, GTK_ALIGN_CENTER);
+      gtk_accessible_update_property (GTK_ACCESSIBLE (spin), GTK_ACCESSIBLE_PROPERTY_LABEL,
+                                      _("Disk size in GiB"), -1);
+      button = gtk_button_new_with_mnemonic (_("Re_size"));
+      gtk_widget_set_valign (button, GTK_ALIGN_CENTER);
+      g_object_set_data (G_OBJECT (button), "index", GUINT_TO_POINTER (index));
+      g_object_set_data (G_OBJECT (button), "spin", spin);
+      g_signal_connect (button, "clicked", G_CALLBACK (resize_disk_clicked_cb), self);
+      adw_action_row_add_suffix (ADW_ACTION_ROW (row), spin);
+      adw_action_row_add_suffix (ADW_ACTION_ROW (row), button);
+    }
+  else
+    adw_action_row_set_subtitle (ADW_ACTION_ROW (row),
+                                 _("Only qcow2 and raw disk images can be resized"));
   adw_expander_row_add_row (ADW_EXPANDER_ROW (expander), row);
 
   row = adw_action_row_new ();

@@ -15,6 +15,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "snapshot/vr-snapshot.h"
 #include "vireo-atomic-file.h"
 
 /* serial.log grows across runs; past this size it moves to serial.log.old at the next
@@ -38,6 +39,13 @@ struct _VireoMachine
   gboolean            stop_requested; /* force_off while starting */
   guint               teardown_id;
 
+  VireoSnapshotStore *snapshots;      /* created when first asked for */
+  VireoSnapshotOp     snapshot_op;
+  gboolean            teardown_pending; /* the engine stopped during a snapshot operation */
+  gboolean            has_saved_state;
+  char               *saved_state_error;
+  gboolean            resumed;
+
   guint               stats_id;
   gint64              stats_time;     /* monotonic, µs */
   guint64            *vcpu_times;     /* ns, at stats_time */
@@ -56,6 +64,16 @@ G_DEFINE_ENUM_TYPE (VireoMachineState, vireo_machine_state,
                     G_DEFINE_ENUM_VALUE (VIREO_MACHINE_STATE_PAUSED, "paused"),
                     G_DEFINE_ENUM_VALUE (VIREO_MACHINE_STATE_STOPPING, "stopping"),
                     G_DEFINE_ENUM_VALUE (VIREO_MACHINE_STATE_BROKEN, "broken"))
+
+G_DEFINE_ENUM_TYPE (VireoSnapshotOp, vireo_snapshot_op,
+                    G_DEFINE_ENUM_VALUE (VIREO_SNAPSHOT_OP_NONE, "none"),
+                    G_DEFINE_ENUM_VALUE (VIREO_SNAPSHOT_OP_TAKE, "take"),
+                    G_DEFINE_ENUM_VALUE (VIREO_SNAPSHOT_OP_REVERT, "revert"),
+                    G_DEFINE_ENUM_VALUE (VIREO_SNAPSHOT_OP_DELETE, "delete"),
+                    G_DEFINE_ENUM_VALUE (VIREO_SNAPSHOT_OP_SAVE_STATE, "save-state"),
+                    G_DEFINE_ENUM_VALUE (VIREO_SNAPSHOT_OP_DISCARD_STATE, "discard-state"))
+
+G_DEFINE_QUARK (vireo-machine-error-quark, vireo_machine_error)
 
 enum
 {
@@ -76,6 +94,10 @@ enum
   PROP_SERIAL_PTY,
   PROP_THUMBNAIL,
   PROP_VR_MACHINE,
+  PROP_SNAPSHOT_OP,
+  PROP_HAS_SAVED_STATE,
+  PROP_SAVED_STATE_ERROR,
+  PROP_RESUMED,
   N_PROPS
 };
 
@@ -131,6 +153,9 @@ set_state (VireoMachine *self, VireoMachineState state)
     stats_stop (self);
   g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_STATE]);
   g_signal_emit (self, signals[STATE_CHANGED], 0, state);
+  /* Off: the disks can be looked at for snapshots made elsewhere. */
+  if (state == VIREO_MACHINE_STATE_STOPPED && self->snapshots != NULL)
+    vireo_machine_reload_snapshots (self);
 }
 
 static void
@@ -144,9 +169,16 @@ static void
 teardown (VireoMachine *self)
 {
   gboolean had_pty = vireo_machine_get_serial_pty (self) != NULL;
-  VrMachine *vr = g_steal_pointer (&self->vr);
+  VrMachine *vr;
 
   g_clear_handle_id (&self->teardown_id, g_source_remove);
+  if (self->snapshot_op != VIREO_SNAPSHOT_OP_NONE && self->vr != NULL)
+    {
+      /* A snapshot thread uses the engine's machine: it goes when that is done. */
+      self->teardown_pending = TRUE;
+      return;
+    }
+  vr = g_steal_pointer (&self->vr);
   if (vr != NULL)
     {
       /* Whoever holds the engine's machine (a display, a thumbnail) lets go of it now,
@@ -283,7 +315,6 @@ stats_tick (gpointer data)
 
   self->memory_usage = vr_machine_get_memory_used (self->vr);
   g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_MEMORY_USAGE]);
-  /* TODO: disk and network byte counters once the engine counts them per device. */
   return G_SOURCE_CONTINUE;
 }
 
@@ -315,6 +346,7 @@ vireo_machine_dispose (GObject *object)
   stats_stop (self);
   g_clear_handle_id (&self->teardown_id, g_source_remove);
   g_clear_pointer (&self->vr, vr_machine_free);
+  g_clear_object (&self->snapshots);
 
   G_OBJECT_CLASS (vireo_machine_parent_class)->dispose (object);
 }
@@ -329,6 +361,7 @@ vireo_machine_finalize (GObject *object)
   g_clear_pointer (&self->config, vireo_machine_config_unref);
   g_free (self->broken_reason);
   g_free (self->problem);
+  g_free (self->saved_state_error);
   g_free (self->vcpu_times);
   g_free (self->vcpu_usage);
 
@@ -387,6 +420,18 @@ vireo_machine_get_property (GObject    *object,
     case PROP_VR_MACHINE:
       g_value_set_pointer (value, self->vr);
       break;
+    case PROP_SNAPSHOT_OP:
+      g_value_set_enum (value, self->snapshot_op);
+      break;
+    case PROP_HAS_SAVED_STATE:
+      g_value_set_boolean (value, self->has_saved_state);
+      break;
+    case PROP_SAVED_STATE_ERROR:
+      g_value_set_string (value, self->saved_state_error);
+      break;
+    case PROP_RESUMED:
+      g_value_set_boolean (value, self->resumed);
+      break;
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
     }
@@ -428,6 +473,14 @@ vireo_machine_class_init (VireoMachineClass *klass)
   /* The engine's VrMachine (vireo_machine_get_vr_machine()), notified when it is created and
    * just before it is freed (the getter already returns NULL then). */
   properties[PROP_VR_MACHINE] = g_param_spec_pointer ("vr-machine", NULL, NULL, ro);
+  properties[PROP_SNAPSHOT_OP] = g_param_spec_enum ("snapshot-op", NULL, NULL,
+                                                    VIREO_TYPE_SNAPSHOT_OP,
+                                                    VIREO_SNAPSHOT_OP_NONE, ro);
+  properties[PROP_HAS_SAVED_STATE] = g_param_spec_boolean ("has-saved-state", NULL, NULL,
+                                                           FALSE, ro);
+  properties[PROP_SAVED_STATE_ERROR] = g_param_spec_string ("saved-state-error", NULL, NULL,
+                                                            NULL, ro);
+  properties[PROP_RESUMED] = g_param_spec_boolean ("resumed", NULL, NULL, FALSE, ro);
   g_object_class_install_properties (object_class, N_PROPS, properties);
 
   /**
@@ -467,6 +520,11 @@ vireo_machine_new (VireoMachineConfig *config,
   self->config = vireo_machine_config_ref (config);
   self->dir = g_strdup (dir);
   self->uuid = g_strdup (config->uuid);
+  {
+    g_autofree char *saved = g_build_filename (dir, VIREO_MACHINE_SAVED_STATE_DIR, NULL);
+
+    self->has_saved_state = g_file_test (saved, G_FILE_TEST_IS_DIR);
+  }
   return self;
 }
 
@@ -721,28 +779,42 @@ vireo_machine_get_memory_usage (VireoMachine *self)
 }
 
 /* TODO: the engine does not count disk and network bytes per device yet. */
+/* The engine's counters since the machine's engine object was created (a new start
+ * creates a new one: the counters then start from 0 again, which the performance page takes
+ * as no sample). */
+static VrIoStats
+io_stats (VireoMachine *self)
+{
+  VrIoStats st = { 0 };
+
+  g_return_val_if_fail (VIREO_IS_MACHINE (self), st);
+  if (self->vr != NULL)
+    vr_machine_get_io_stats (self->vr, &st);
+  return st;
+}
+
 guint64
 vireo_machine_get_disk_read_bytes (VireoMachine *self)
 {
-  return 0;
+  return io_stats (self).disk_read_bytes;
 }
 
 guint64
 vireo_machine_get_disk_write_bytes (VireoMachine *self)
 {
-  return 0;
+  return io_stats (self).disk_write_bytes;
 }
 
 guint64
 vireo_machine_get_net_rx_bytes (VireoMachine *self)
 {
-  return 0;
+  return io_stats (self).net_rx_bytes;
 }
 
 guint64
 vireo_machine_get_net_tx_bytes (VireoMachine *self)
 {
-  return 0;
+  return io_stats (self).net_tx_bytes;
 }
 
 const char *
@@ -821,17 +893,72 @@ check_state (VireoMachine *self, GError **error, guint allowed)
   return FALSE;
 }
 
+static gboolean
+check_not_busy (VireoMachine *self, GError **error)
+{
+  if (self->snapshot_op == VIREO_SNAPSHOT_OP_NONE)
+    return TRUE;
+  g_set_error (error, VIREO_MACHINE_ERROR, VIREO_MACHINE_ERROR_BUSY,
+               _("“%s” is busy with a snapshot. Try again when it is done."),
+               vireo_machine_get_name (self));
+  return FALSE;
+}
+
+/* Removes what is left of a snapshot folder after the engine deleted its files (the
+ * thumbnail, temporary files), then the folder. */
+static void
+remove_snapshot_leftovers (const char *path)
+{
+  g_autofree char *thumb = g_build_filename (path, VIREO_SNAPSHOT_THUMBNAIL_FILE, NULL);
+
+  g_unlink (thumb);
+  vireo_atomic_file_clean_temps (path);
+  g_rmdir (path);
+}
+
+/* After a successful resume: the saved state must never be used again (it would take the
+ * disks back in time). It is renamed out of the way first, then deleted with its disk
+ * snapshots; a leftover of the renamed one is deleted at the next save. */
+static void
+consume_saved_state (VrMachine *vr, const char *path)
+{
+  g_autofree char *used = g_strconcat (path, ".used", NULL);
+  g_autoptr(GError) error = NULL;
+
+  if (g_file_test (used, G_FILE_TEST_IS_DIR))
+    {
+      vr_machine_delete_snapshot (vr, used, NULL);
+      remove_snapshot_leftovers (used);
+    }
+  if (g_rename (path, used) != 0)
+    {
+      g_warning ("Cannot move the used saved state %s aside: %s", path, g_strerror (errno));
+      if (!vr_machine_delete_snapshot (vr, path, &error))
+        g_warning ("Cannot delete the used saved state %s: %s", path, error->message);
+      remove_snapshot_leftovers (path);
+      return;
+    }
+  if (!vr_machine_delete_snapshot (vr, used, &error))
+    g_warning ("Cannot delete the used saved state %s: %s", used, error->message);
+  remove_snapshot_leftovers (used);
+}
+
 typedef struct
 {
   VrMachineConfig  vr_config;
   GMainContext    *context;
   VireoMachine    *machine;   /* for the event callback's reference */
+  char            *name;
+  char            *saved_state;  /* the saved state to resume from, or NULL */
+  gboolean         resumed;
 } StartData;
 
 static void
 start_data_free (StartData *data)
 {
   vr_machine_config_clear (&data->vr_config);
+  g_free (data->name);
+  g_free (data->saved_state);
   g_clear_pointer (&data->context, g_main_context_unref);
   g_clear_object (&data->machine);
   g_free (data);
@@ -857,6 +984,28 @@ start_thread (GTask        *task,
                              g_object_unref);
   if (g_task_return_error_if_cancelled (task))
     return;
+  if (data->saved_state != NULL)
+    {
+      if (!vr_machine_restore_snapshot (vr, data->saved_state, 0, &error))
+        {
+          /* The saved state stays: only the user may throw it away. */
+          g_task_return_new_error (task, VIREO_MACHINE_ERROR, VIREO_MACHINE_ERROR_SAVED_STATE,
+                                   _("“%s” could not resume from its saved state: %s"),
+                                   data->name, error->message);
+          g_error_free (error);
+          return;
+        }
+      data->resumed = TRUE;
+      consume_saved_state (vr, data->saved_state);
+      if (vr_machine_get_state (vr) == VR_STATE_RUNNING
+          || vr_machine_get_state (vr) == VR_STATE_PAUSED)
+        {
+          g_task_return_pointer (task, g_steal_pointer (&vr), (GDestroyNotify) vr_machine_free);
+          return;
+        }
+      /* A saved state without memory (never written so): boot from its disks. */
+      data->resumed = FALSE;
+    }
   if (!vr_machine_start (vr, &error))
     {
       g_task_return_error (task, error);
@@ -876,33 +1025,11 @@ rotate_serial_log (VireoMachine *self)
     g_rename (log, old);
 }
 
+/* @vr (running or paused, with the event callback set) becomes the machine's. */
 static void
-start_done (GObject      *source,
-            GAsyncResult *result,
-            gpointer      user_data)
+install_vr (VireoMachine *self, VrMachine *vr)
 {
-  VireoMachine *self = VIREO_MACHINE (source);
-  g_autoptr(GTask) task = user_data;
-  g_autoptr(GError) error = NULL;
-  VrMachine *vr;
-
-  vr = g_task_propagate_pointer (G_TASK (result), &error);
-  g_clear_object (&self->start_cancellable);
-  if (vr == NULL)
-    {
-      set_state (self, VIREO_MACHINE_STATE_STOPPED);
-      g_task_return_error (task, g_steal_pointer (&error));
-      return;
-    }
-  if (self->stop_requested)
-    {
-      self->stop_requested = FALSE;
-      vr_machine_free (vr);
-      set_state (self, VIREO_MACHINE_STATE_STOPPED);
-      g_task_return_new_error (task, G_IO_ERROR, G_IO_ERROR_CANCELLED,
-                               _("The machine was turned off while it started."));
-      return;
-    }
+  g_assert (self->vr == NULL);
 
   self->vr = vr;
   g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_VR_MACHINE]);
@@ -922,6 +1049,81 @@ start_done (GObject      *source,
       schedule_teardown (self);
       break;
     }
+}
+
+static void
+set_saved_state (VireoMachine *self, gboolean has, const char *error)
+{
+  has = !!has;
+  if (self->has_saved_state != has)
+    {
+      self->has_saved_state = has;
+      g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_HAS_SAVED_STATE]);
+    }
+  if (g_strcmp0 (self->saved_state_error, error) != 0)
+    {
+      g_free (self->saved_state_error);
+      self->saved_state_error = g_strdup (error);
+      g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_SAVED_STATE_ERROR]);
+    }
+}
+
+static void
+set_resumed (VireoMachine *self, gboolean resumed)
+{
+  resumed = !!resumed;
+  if (self->resumed == resumed)
+    return;
+  self->resumed = resumed;
+  g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_RESUMED]);
+}
+
+static gboolean
+saved_state_exists (VireoMachine *self)
+{
+  g_autofree char *path = g_build_filename (self->dir, VIREO_MACHINE_SAVED_STATE_DIR, NULL);
+
+  return g_file_test (path, G_FILE_TEST_IS_DIR);
+}
+
+static void
+start_done (GObject      *source,
+            GAsyncResult *result,
+            gpointer      user_data)
+{
+  VireoMachine *self = VIREO_MACHINE (source);
+  g_autoptr(GTask) task = user_data;
+  g_autoptr(GError) error = NULL;
+  StartData *data = g_task_get_task_data (G_TASK (result));
+  VrMachine *vr;
+
+  vr = g_task_propagate_pointer (G_TASK (result), &error);
+  g_clear_object (&self->start_cancellable);
+  if (data->saved_state != NULL)
+    {
+      if (g_error_matches (error, VIREO_MACHINE_ERROR, VIREO_MACHINE_ERROR_SAVED_STATE))
+        set_saved_state (self, TRUE, error->message);
+      else
+        set_saved_state (self, saved_state_exists (self), NULL);
+    }
+  if (vr == NULL)
+    {
+      set_state (self, VIREO_MACHINE_STATE_STOPPED);
+      g_task_return_error (task, g_steal_pointer (&error));
+      return;
+    }
+  set_resumed (self, data->resumed);
+  if (self->stop_requested)
+    {
+      self->stop_requested = FALSE;
+      vr_machine_free (vr);
+      set_state (self, VIREO_MACHINE_STATE_STOPPED);
+      g_task_return_new_error (task, G_IO_ERROR, G_IO_ERROR_CANCELLED,
+                               _("The machine was turned off while it started."));
+      return;
+    }
+
+  install_vr (self, vr);
   g_task_return_boolean (task, TRUE);
 }
 
@@ -941,13 +1143,17 @@ vireo_machine_start_async (VireoMachine        *self,
   task = g_task_new (self, cancellable, callback, user_data);
   g_task_set_source_tag (task, vireo_machine_start_async);
 
-  if (!check_state (self, &error, IN_STOPPED) || !vireo_machine_check_files (self, &error))
+  if (!check_state (self, &error, IN_STOPPED) || !check_not_busy (self, &error)
+      || !vireo_machine_check_files (self, &error))
     {
       g_task_return_error (task, g_steal_pointer (&error));
       return;
     }
 
   data = g_new0 (StartData, 1);
+  data->name = g_strdup (vireo_machine_get_name (self));
+  if (saved_state_exists (self))
+    data->saved_state = g_build_filename (self->dir, VIREO_MACHINE_SAVED_STATE_DIR, NULL);
   vr_machine_config_init (&data->vr_config);
   if (!vireo_machine_config_to_vr (self->config, self->dir, &data->vr_config, &error))
     {
@@ -1051,6 +1257,976 @@ vireo_machine_reset (VireoMachine  *self,
     return FALSE;
   set_state (self, VIREO_MACHINE_STATE_RUNNING);
   return TRUE;
+}
+
+/* ---- snapshots -------------------------------------------------------------------------- */
+
+/* The writable disk images (resolved paths) in the format @format, or in any format but it
+ * when @other. */
+static GPtrArray *
+writable_disks (VireoMachine *self, VrDiskFormat format, gboolean other)
+{
+  GPtrArray *paths = g_ptr_array_new_with_free_func (g_free);
+
+  for (guint i = 0; self->config && i < self->config->disks->len; i++)
+    {
+      const VireoDiskConfig *disk = g_ptr_array_index (self->config->disks, i);
+
+      if (disk->readonly || disk->media == VIREO_DISK_MEDIA_CDROM)
+        continue;
+      if ((disk->format == format) != !other)
+        continue;
+      g_ptr_array_add (paths, vireo_machine_config_resolve_path (disk->path, self->dir));
+    }
+  return paths;
+}
+
+VireoSnapshotStore *
+vireo_machine_get_snapshot_store (VireoMachine *self)
+{
+  g_return_val_if_fail (VIREO_IS_MACHINE (self), NULL);
+
+  if (self->snapshots == NULL)
+    {
+      g_autofree char *dir = g_build_filename (self->dir, VIREO_MACHINE_SNAPSHOT_DIR, NULL);
+
+      self->snapshots = vireo_snapshot_store_new (dir);
+      vireo_machine_reload_snapshots (self);
+    }
+  return self->snapshots;
+}
+
+void
+vireo_machine_reload_snapshots (VireoMachine *self)
+{
+  g_autoptr(GPtrArray) disks = NULL;
+  g_autoptr(GError) error = NULL;
+  gboolean scan;
+
+  g_return_if_fail (VIREO_IS_MACHINE (self));
+
+  if (self->snapshots == NULL)
+    {
+      vireo_machine_get_snapshot_store (self);
+      return;
+    }
+  disks = writable_disks (self, VR_DISK_FORMAT_QCOW2, FALSE);
+  g_ptr_array_add (disks, NULL);
+  vireo_snapshot_store_set_disks (self->snapshots, (const char *const *) disks->pdata);
+  /* The disks' snapshot tables are read only while nothing else has them open. */
+  scan = self->state == VIREO_MACHINE_STATE_STOPPED && self->vr == NULL
+         && self->snapshot_op == VIREO_SNAPSHOT_OP_NONE;
+  if (!vireo_snapshot_store_reload (self->snapshots, scan, &error))
+    g_debug ("%s: snapshots: %s", self->uuid, error->message);
+}
+
+VireoSnapshotOp
+vireo_machine_get_snapshot_op (VireoMachine *self)
+{
+  g_return_val_if_fail (VIREO_IS_MACHINE (self), VIREO_SNAPSHOT_OP_NONE);
+  return self->snapshot_op;
+}
+
+gboolean
+vireo_machine_can_snapshot (VireoMachine  *self,
+                            GError       **error)
+{
+  g_autoptr(GPtrArray) others = NULL;
+
+  g_return_val_if_fail (VIREO_IS_MACHINE (self), FALSE);
+
+  if (refuse_broken (self, error))
+    return FALSE;
+  others = writable_disks (self, VR_DISK_FORMAT_QCOW2, TRUE);
+  if (others->len > 0)
+    {
+      g_autofree char *base = g_path_get_basename (g_ptr_array_index (others, 0));
+
+      g_set_error (error, VIREO_MACHINE_ERROR, VIREO_MACHINE_ERROR_NO_SNAPSHOTS,
+                   /* Translators: %s is a disk image's file name */
+                   _("The disk “%s” is a raw image, which cannot hold snapshots. To take "
+                     "snapshots of this machine, convert the disk to qcow2 (for example with "
+                     "“qemu-img convert -O qcow2”) or make it read-only."),
+                   base);
+      return FALSE;
+    }
+  return TRUE;
+}
+
+gboolean
+vireo_machine_has_saved_state (VireoMachine *self)
+{
+  g_return_val_if_fail (VIREO_IS_MACHINE (self), FALSE);
+  return self->has_saved_state;
+}
+
+const char *
+vireo_machine_get_saved_state_error (VireoMachine *self)
+{
+  g_return_val_if_fail (VIREO_IS_MACHINE (self), NULL);
+  return self->saved_state_error;
+}
+
+gboolean
+vireo_machine_get_resumed (VireoMachine *self)
+{
+  g_return_val_if_fail (VIREO_IS_MACHINE (self), FALSE);
+  return self->resumed;
+}
+
+static void
+set_snapshot_op (VireoMachine *self, VireoSnapshotOp op)
+{
+  if (self->snapshot_op == op)
+    return;
+  self->snapshot_op = op;
+  g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_SNAPSHOT_OP]);
+}
+
+static void drop_old_saved_state (VrMachine *vr, const char *path);
+
+/* One snapshot operation: what its thread needs, and what it found. */
+typedef struct
+{
+  VireoSnapshotOp     op;
+  VireoMachine       *machine;     /* the event callback's reference, for a machine it builds */
+  char               *name_of_machine;
+  char               *dir;
+  VireoSnapshotStore *store;
+  GMainContext       *context;
+  /* The running machine's engine (borrowed: teardown waits until the operation is over), or
+   * a configuration to build one (stopped: it never runs unless a revert resumes it). */
+  VrMachine          *vr;
+  VrMachine          *temp;
+  VrMachineConfig     vr_config;
+  gboolean            have_config;
+  gboolean            live;        /* a running or paused machine */
+
+  char               *id;
+  char               *name;
+  char               *description;
+  GBytes             *thumbnail;
+  VireoSnapshotKind   kind;
+  char               *disk_id;
+  char              **disks;       /* KIND_DISK: the images that have it */
+  gboolean            memory;      /* revert: the snapshot has memory */
+
+  /* Results. */
+  VrMachine          *resumed_vr;  /* a machine that a revert started (it was off) */
+  gboolean            boot;        /* a disk-only revert stopped a running machine */
+} SnapOp;
+
+static void
+snap_op_free (SnapOp *op)
+{
+  g_clear_pointer (&op->temp, vr_machine_free);
+  g_clear_pointer (&op->resumed_vr, vr_machine_free);
+  if (op->have_config)
+    vr_machine_config_clear (&op->vr_config);
+  g_clear_object (&op->machine);
+  g_free (op->name_of_machine);
+  g_free (op->dir);
+  g_clear_object (&op->store);
+  g_clear_pointer (&op->context, g_main_context_unref);
+  g_free (op->id);
+  g_free (op->name);
+  g_free (op->description);
+  g_clear_pointer (&op->thumbnail, g_bytes_unref);
+  g_free (op->disk_id);
+  g_strfreev (op->disks);
+  g_free (op);
+}
+
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (SnapOp, snap_op_free)
+
+/* Starts an operation on the main thread: checks, then marks the machine busy. */
+static SnapOp *
+snap_op_begin (VireoMachine     *self,
+               VireoSnapshotOp   kind,
+               guint             allowed,
+               GError          **error)
+{
+  g_autoptr(SnapOp) op = NULL;
+
+  if (!check_state (self, error, allowed) || !check_not_busy (self, error))
+    return NULL;
+
+  op = g_new0 (SnapOp, 1);
+  op->op = kind;
+  op->machine = g_object_ref (self);
+  op->name_of_machine = g_strdup (vireo_machine_get_name (self));
+  op->dir = g_strdup (self->dir);
+  op->store = g_object_ref (vireo_machine_get_snapshot_store (self));
+  op->context = g_main_context_ref_thread_default ();
+  if (self->vr != NULL)
+    {
+      op->vr = self->vr;
+      op->live = self->state == VIREO_MACHINE_STATE_RUNNING
+                 || self->state == VIREO_MACHINE_STATE_PAUSED
+                 || self->state == VIREO_MACHINE_STATE_STOPPING;
+    }
+  else
+    {
+      vr_machine_config_init (&op->vr_config);
+      op->have_config = TRUE;
+      if (!vireo_machine_check_files (self, error)
+          || !vireo_machine_config_to_vr (self->config, self->dir, &op->vr_config, error))
+        return NULL;
+    }
+  set_snapshot_op (self, kind);
+  return g_steal_pointer (&op);
+}
+
+/* The engine's machine for the operation: the running one, or one built (not started). */
+static VrMachine *
+snap_op_get_vr (SnapOp *op, GError **error)
+{
+  if (op->vr != NULL)
+    return op->vr;
+  if (op->temp == NULL)
+    {
+      op->temp = vr_machine_new (&op->vr_config, error);
+      if (op->temp == NULL)
+        return NULL;
+      vr_machine_set_event_func (op->temp, op->context, vr_event_cb, g_object_ref (op->machine),
+                                 g_object_unref);
+    }
+  return op->temp;
+}
+
+/* Ends an operation on the main thread. */
+static void
+snap_op_end (VireoMachine *self, SnapOp *op)
+{
+  gboolean saved = saved_state_exists (self);
+
+  set_saved_state (self, saved, saved ? self->saved_state_error : NULL);
+  set_snapshot_op (self, VIREO_SNAPSHOT_OP_NONE);
+  if (self->teardown_pending)
+    {
+      self->teardown_pending = FALSE;
+      teardown (self);
+    }
+  if (op->resumed_vr != NULL)
+    {
+      if (self->vr == NULL && self->state == VIREO_MACHINE_STATE_STOPPED)
+        {
+          rotate_serial_log (self);
+          set_resumed (self, FALSE);
+          install_vr (self, g_steal_pointer (&op->resumed_vr));
+        }
+      else
+        g_clear_pointer (&op->resumed_vr, vr_machine_free);
+    }
+  vireo_machine_reload_snapshots (self);
+}
+
+/* Runs @func in a thread; when done, snap_op_end() and then @task (the caller's) returns
+ * what @func returned. */
+static void
+snap_op_run (VireoMachine    *self,
+             GTask           *task,
+             SnapOp          *op,
+             GTaskThreadFunc  func,
+             GAsyncReadyCallback done)
+{
+  GTask *inner = g_task_new (self, NULL, done, g_object_ref (task));
+
+  g_task_set_source_tag (inner, func);
+  g_task_set_task_data (inner, op, (GDestroyNotify) snap_op_free);
+  g_task_run_in_thread (inner, func);
+  g_object_unref (inner);
+}
+
+static void
+snap_op_done_boolean (GObject      *source,
+                      GAsyncResult *result,
+                      gpointer      user_data)
+{
+  VireoMachine *self = VIREO_MACHINE (source);
+  g_autoptr(GTask) task = user_data;
+  SnapOp *op = g_task_get_task_data (G_TASK (result));
+  GError *error = NULL;
+
+  snap_op_end (self, op);
+  if (!g_task_propagate_boolean (G_TASK (result), &error))
+    g_task_return_error (task, error);
+  else
+    g_task_return_boolean (task, TRUE);
+}
+
+/* Deletes the snapshot folders a crash left behind (and their disk snapshots). */
+static void
+clean_orphans (SnapOp *op, VrMachine *vr)
+{
+  g_auto(GStrv) orphans = vireo_snapshot_store_list_orphans (op->store);
+
+  for (guint i = 0; orphans[i]; i++)
+    {
+      g_autofree char *path = g_build_filename (vireo_snapshot_store_get_dir (op->store),
+                                                orphans[i], NULL);
+      g_autoptr(GError) error = NULL;
+
+      g_message ("Deleting the unfinished snapshot %s", path);
+      if (!vr_machine_delete_snapshot (vr, path, &error))
+        g_warning ("Cannot delete %s: %s", path, error->message);
+      else
+        remove_snapshot_leftovers (path);
+    }
+}
+
+/* Whether the snapshot folder @path holds memory (from its state file). */
+static gboolean
+snapshot_has_memory (const char *path, gboolean fallback)
+{
+  g_autofree char *state_path = g_build_filename (path, "state", NULL);
+  g_autoptr(GVariant) state = vr_snapshot_read_state (state_path, NULL);
+  gboolean memory;
+
+  if (state != NULL && g_variant_lookup (state, "memory", "b", &memory))
+    return memory;
+  return fallback;
+}
+
+static void
+take_thread (GTask        *task,
+             gpointer      source_object,
+             gpointer      task_data,
+             GCancellable *cancellable)
+{
+  SnapOp *op = task_data;
+  g_autofree char *path = NULL;
+  g_autoptr(GDateTime) now = g_date_time_new_now_utc ();
+  const char *thumb_name = NULL;
+  GError *error = NULL;
+  gboolean memory;
+  VrMachine *vr;
+
+  vr = snap_op_get_vr (op, &error);
+  if (vr == NULL)
+    goto fail;
+  clean_orphans (op, vr);
+  /* The index must be readable before anything is written. */
+  op->id = vireo_snapshot_store_next_id (op->store, &error);
+  if (op->id == NULL)
+    goto fail;
+  if (g_mkdir_with_parents (vireo_snapshot_store_get_dir (op->store), 0755) < 0)
+    {
+      int saved = errno;
+      g_set_error (&error, G_IO_ERROR, g_io_error_from_errno (saved),
+                   _("Cannot create the folder “%s”: %s"),
+                   vireo_snapshot_store_get_dir (op->store), g_strerror (saved));
+      goto fail;
+    }
+  path = vireo_snapshot_store_dup_path (op->store, op->id);
+  if (!vr_machine_save_snapshot (vr, path, op->id, &error))
+    goto fail;
+  memory = snapshot_has_memory (path, op->live);
+
+  if (op->thumbnail == NULL && !op->live)
+    {
+      /* Off: the last frame it showed. */
+      g_autofree char *last = g_build_filename (op->dir, VIREO_MACHINE_THUMBNAIL_FILE, NULL);
+      g_autoptr(GMappedFile) file = g_mapped_file_new (last, FALSE, NULL);
+
+      if (file != NULL)
+        op->thumbnail = g_mapped_file_get_bytes (file);
+    }
+  if (op->thumbnail != NULL)
+    {
+      g_autofree char *thumb = g_build_filename (path, VIREO_SNAPSHOT_THUMBNAIL_FILE, NULL);
+      g_autoptr(GError) local = NULL;
+
+      if (vireo_atomic_file_write_bytes (thumb, op->thumbnail, &local))
+        thumb_name = VIREO_SNAPSHOT_THUMBNAIL_FILE;
+      else
+        g_warning ("No thumbnail for the snapshot %s: %s", path, local->message);
+    }
+
+  /* Last: the index names the complete snapshot. */
+  if (!vireo_snapshot_store_add (op->store, op->id, op->name, op->description, now, memory,
+                                 thumb_name, &error))
+    {
+      vr_machine_delete_snapshot (vr, path, NULL);
+      remove_snapshot_leftovers (path);
+      goto fail;
+    }
+  g_task_return_boolean (task, TRUE);
+  return;
+
+fail:
+  g_task_return_error (task, error);
+}
+
+static void
+take_done (GObject      *source,
+           GAsyncResult *result,
+           gpointer      user_data)
+{
+  VireoMachine *self = VIREO_MACHINE (source);
+  g_autoptr(GTask) task = user_data;
+  SnapOp *op = g_task_get_task_data (G_TASK (result));
+  GError *error = NULL;
+
+  snap_op_end (self, op);
+  if (!g_task_propagate_boolean (G_TASK (result), &error))
+    g_task_return_error (task, error);
+  else
+    g_task_return_pointer (task, g_strdup (op->id), g_free);
+}
+
+void
+vireo_machine_take_snapshot_async (VireoMachine        *self,
+                                   const char          *name,
+                                   const char          *description,
+                                   GBytes              *thumbnail_png,
+                                   GCancellable        *cancellable,
+                                   GAsyncReadyCallback  callback,
+                                   gpointer             user_data)
+{
+  g_autoptr(GTask) task = NULL;
+  g_autoptr(GError) error = NULL;
+  SnapOp *op;
+
+  g_return_if_fail (VIREO_IS_MACHINE (self));
+
+  task = g_task_new (self, cancellable, callback, user_data);
+  g_task_set_source_tag (task, vireo_machine_take_snapshot_async);
+
+  if (!vireo_snapshot_name_is_valid (name, &error) || !vireo_machine_can_snapshot (self, &error))
+    {
+      g_task_return_error (task, g_steal_pointer (&error));
+      return;
+    }
+  op = snap_op_begin (self, VIREO_SNAPSHOT_OP_TAKE,
+                      IN_RUNNING | IN_PAUSED | IN_STOPPING | IN_STOPPED, &error);
+  if (op == NULL)
+    {
+      g_task_return_error (task, g_steal_pointer (&error));
+      return;
+    }
+  op->name = g_strstrip (g_strdup (name));
+  op->description = g_strdup (description);
+  op->thumbnail = thumbnail_png ? g_bytes_ref (thumbnail_png) : NULL;
+  snap_op_run (self, task, op, take_thread, take_done);
+}
+
+char *
+vireo_machine_take_snapshot_finish (VireoMachine  *self,
+                                    GAsyncResult  *result,
+                                    GError       **error)
+{
+  g_return_val_if_fail (g_task_is_valid (result, self), NULL);
+  return g_task_propagate_pointer (G_TASK (result), error);
+}
+
+/* Applies (or deletes) a qcow2 snapshot made outside Vireo on each image that has it. */
+static gboolean
+disk_snapshot_do (SnapOp *op, gboolean apply, GError **error)
+{
+  for (guint i = 0; op->disks && op->disks[i]; i++)
+    {
+      g_autoptr(VrDisk) disk = vr_disk_open (op->disks[i], VR_DISK_FORMAT_QCOW2, 0, error);
+      gboolean ok;
+
+      if (disk == NULL)
+        return FALSE;
+      ok = apply ? vr_disk_snapshot_apply (disk, op->disk_id, error)
+                 : vr_disk_snapshot_delete (disk, op->disk_id, error);
+      if (!ok || !vr_disk_flush (disk, error))
+        return FALSE;
+    }
+  return TRUE;
+}
+
+static void
+revert_thread (GTask        *task,
+               gpointer      source_object,
+               gpointer      task_data,
+               GCancellable *cancellable)
+{
+  SnapOp *op = task_data;
+  g_autofree char *path = NULL;
+  g_autofree char *saved = g_build_filename (op->dir, VIREO_MACHINE_SAVED_STATE_DIR, NULL);
+  GError *error = NULL;
+  VrMachine *vr;
+
+  if (op->kind == VIREO_SNAPSHOT_KIND_DISK)
+    {
+      /* The saved state (the state being left) goes first: its machine has the disks open. */
+      if (g_file_test (saved, G_FILE_TEST_IS_DIR))
+        {
+          vr = snap_op_get_vr (op, &error);
+          if (vr == NULL)
+            goto fail;
+          drop_old_saved_state (vr, saved);
+          g_clear_pointer (&op->temp, vr_machine_free);
+        }
+      if (!disk_snapshot_do (op, TRUE, &error)
+          || !vireo_snapshot_store_set_current (op->store, NULL, &error))
+        goto fail;
+      g_task_return_boolean (task, TRUE);
+      return;
+    }
+
+  vr = snap_op_get_vr (op, &error);
+  if (vr == NULL)
+    goto fail;
+  path = vireo_snapshot_store_dup_path (op->store, op->id);
+  if (!vr_machine_restore_snapshot (vr, path, 0, &error))
+    goto fail;
+  /* A saved state was the present the revert leaves: it must not come back at the next
+   * start (it would take the disks back to it). */
+  drop_old_saved_state (vr, saved);
+  if (vr == op->temp && (vr_machine_get_state (vr) == VR_STATE_RUNNING
+                         || vr_machine_get_state (vr) == VR_STATE_PAUSED))
+    op->resumed_vr = g_steal_pointer (&op->temp);
+  else if (vr == op->vr && vr_machine_get_state (vr) == VR_STATE_STOPPED)
+    op->boot = TRUE;   /* disk-only: it boots afresh from the disks */
+  if (!vireo_snapshot_store_set_current (op->store, op->id, &error))
+    goto fail;
+  g_task_return_boolean (task, TRUE);
+  return;
+
+fail:
+  g_task_return_error (task, error);
+}
+
+static void
+revert_boot_done (GObject      *source,
+                  GAsyncResult *result,
+                  gpointer      user_data)
+{
+  g_autoptr(GTask) task = user_data;
+  GError *error = NULL;
+
+  if (!vireo_machine_start_finish (VIREO_MACHINE (source), result, &error))
+    g_task_return_error (task, error);
+  else
+    g_task_return_boolean (task, TRUE);
+}
+
+static void
+revert_done (GObject      *source,
+             GAsyncResult *result,
+             gpointer      user_data)
+{
+  VireoMachine *self = VIREO_MACHINE (source);
+  g_autoptr(GTask) task = user_data;
+  SnapOp *op = g_task_get_task_data (G_TASK (result));
+  GError *error = NULL;
+
+  snap_op_end (self, op);
+  if (!g_task_propagate_boolean (G_TASK (result), &error))
+    {
+      g_task_return_error (task, error);
+      return;
+    }
+  if (op->boot)
+    {
+      /* The engine stopped it; its teardown ran in snap_op_end() or is on its way. */
+      if (self->vr != NULL)
+        teardown (self);
+      vireo_machine_start_async (self, NULL, revert_boot_done, g_steal_pointer (&task));
+      return;
+    }
+  g_task_return_boolean (task, TRUE);
+}
+
+void
+vireo_machine_revert_snapshot_async (VireoMachine        *self,
+                                     const char          *id,
+                                     GCancellable        *cancellable,
+                                     GAsyncReadyCallback  callback,
+                                     gpointer             user_data)
+{
+  g_autoptr(GTask) task = NULL;
+  g_autoptr(GError) error = NULL;
+  VireoSnapshot *snapshot;
+  SnapOp *op;
+  guint allowed = IN_RUNNING | IN_PAUSED | IN_STOPPING | IN_STOPPED;
+
+  g_return_if_fail (VIREO_IS_MACHINE (self));
+  g_return_if_fail (id != NULL);
+
+  task = g_task_new (self, cancellable, callback, user_data);
+  g_task_set_source_tag (task, vireo_machine_revert_snapshot_async);
+
+  snapshot = vireo_snapshot_store_lookup (vireo_machine_get_snapshot_store (self), id);
+  if (snapshot == NULL)
+    {
+      g_task_return_new_error (task, VIREO_SNAPSHOT_STORE_ERROR,
+                               VIREO_SNAPSHOT_STORE_ERROR_NOT_FOUND,
+                               _("There is no snapshot “%s”."), id);
+      return;
+    }
+  if (vireo_snapshot_is_broken (snapshot))
+    {
+      g_task_return_new_error (task, VIREO_SNAPSHOT_STORE_ERROR,
+                               VIREO_SNAPSHOT_STORE_ERROR_INVALID, "%s",
+                               vireo_snapshot_get_broken_reason (snapshot));
+      return;
+    }
+  if (vireo_snapshot_get_kind (snapshot) == VIREO_SNAPSHOT_KIND_DISK)
+    {
+      if (self->state != VIREO_MACHINE_STATE_STOPPED)
+        {
+          g_task_return_new_error (task, VR_ERROR, VR_ERROR_STATE,
+                                   _("“%s” was made outside Vireo and holds the disks only: "
+                                     "turn the machine off to go back to it."),
+                                   vireo_snapshot_get_name (snapshot));
+          return;
+        }
+      allowed = IN_STOPPED;
+    }
+
+  op = snap_op_begin (self, VIREO_SNAPSHOT_OP_REVERT, allowed, &error);
+  if (op == NULL)
+    {
+      g_task_return_error (task, g_steal_pointer (&error));
+      return;
+    }
+  op->id = g_strdup (id);
+  op->kind = vireo_snapshot_get_kind (snapshot);
+  op->disk_id = g_strdup (vireo_snapshot_get_disk_id (snapshot));
+  op->disks = g_strdupv ((char **) vireo_snapshot_get_disks (snapshot));
+  op->memory = vireo_snapshot_get_memory (snapshot);
+  snap_op_run (self, task, op, revert_thread, revert_done);
+}
+
+gboolean
+vireo_machine_revert_snapshot_finish (VireoMachine  *self,
+                                      GAsyncResult  *result,
+                                      GError       **error)
+{
+  g_return_val_if_fail (g_task_is_valid (result, self), FALSE);
+  return g_task_propagate_boolean (G_TASK (result), error);
+}
+
+static void
+delete_snapshot_thread (GTask        *task,
+                        gpointer      source_object,
+                        gpointer      task_data,
+                        GCancellable *cancellable)
+{
+  SnapOp *op = task_data;
+  g_autofree char *path = NULL;
+  GError *error = NULL;
+  VrMachine *vr;
+
+  if (op->kind == VIREO_SNAPSHOT_KIND_DISK)
+    {
+      if (!disk_snapshot_do (op, FALSE, &error))
+        g_task_return_error (task, error);
+      else
+        g_task_return_boolean (task, TRUE);
+      return;
+    }
+
+  /* The entry first: a crash after this leaves an orphan, which is cleaned later, never a
+   * listed snapshot with half its files. */
+  if (!vireo_snapshot_store_remove (op->store, op->id, &error))
+    {
+      g_task_return_error (task, error);
+      return;
+    }
+  path = vireo_snapshot_store_dup_path (op->store, op->id);
+  vr = snap_op_get_vr (op, &error);
+  if (vr == NULL || !vr_machine_delete_snapshot (vr, path, &error))
+    {
+      g_task_return_new_error (task, error->domain, error->code,
+                               _("The snapshot was removed from the list, but its files could "
+                                 "not all be deleted (Vireo tries again the next time it takes "
+                                 "a snapshot): %s"),
+                               error->message);
+      g_error_free (error);
+      return;
+    }
+  remove_snapshot_leftovers (path);
+  g_task_return_boolean (task, TRUE);
+}
+
+void
+vireo_machine_delete_snapshot_async (VireoMachine        *self,
+                                     const char          *id,
+                                     GCancellable        *cancellable,
+                                     GAsyncReadyCallback  callback,
+                                     gpointer             user_data)
+{
+  g_autoptr(GTask) task = NULL;
+  g_autoptr(GError) error = NULL;
+  VireoSnapshot *snapshot;
+  SnapOp *op;
+  guint allowed = IN_RUNNING | IN_PAUSED | IN_STOPPING | IN_STOPPED;
+
+  g_return_if_fail (VIREO_IS_MACHINE (self));
+  g_return_if_fail (id != NULL);
+
+  task = g_task_new (self, cancellable, callback, user_data);
+  g_task_set_source_tag (task, vireo_machine_delete_snapshot_async);
+
+  snapshot = vireo_snapshot_store_lookup (vireo_machine_get_snapshot_store (self), id);
+  if (snapshot == NULL)
+    {
+      g_task_return_new_error (task, VIREO_SNAPSHOT_STORE_ERROR,
+                               VIREO_SNAPSHOT_STORE_ERROR_NOT_FOUND,
+                               _("There is no snapshot “%s”."), id);
+      return;
+    }
+  if (vireo_snapshot_get_kind (snapshot) == VIREO_SNAPSHOT_KIND_DISK)
+    {
+      if (self->state != VIREO_MACHINE_STATE_STOPPED)
+        {
+          g_task_return_new_error (task, VR_ERROR, VR_ERROR_STATE,
+                                   _("“%s” was made outside Vireo: turn the machine off to "
+                                     "delete it."),
+                                   vireo_snapshot_get_name (snapshot));
+          return;
+        }
+      allowed = IN_STOPPED;
+    }
+
+  op = snap_op_begin (self, VIREO_SNAPSHOT_OP_DELETE, allowed, &error);
+  if (op == NULL)
+    {
+      g_task_return_error (task, g_steal_pointer (&error));
+      return;
+    }
+  op->id = g_strdup (id);
+  op->kind = vireo_snapshot_get_kind (snapshot);
+  op->disk_id = g_strdup (vireo_snapshot_get_disk_id (snapshot));
+  op->disks = g_strdupv ((char **) vireo_snapshot_get_disks (snapshot));
+  snap_op_run (self, task, op, delete_snapshot_thread, snap_op_done_boolean);
+}
+
+gboolean
+vireo_machine_delete_snapshot_finish (VireoMachine  *self,
+                                      GAsyncResult  *result,
+                                      GError       **error)
+{
+  g_return_val_if_fail (g_task_is_valid (result, self), FALSE);
+  return g_task_propagate_boolean (G_TASK (result), error);
+}
+
+gboolean
+vireo_machine_update_snapshot (VireoMachine  *self,
+                               const char    *id,
+                               const char    *name,
+                               const char    *description,
+                               GError       **error)
+{
+  VireoSnapshotStore *store;
+  gboolean ok;
+
+  g_return_val_if_fail (VIREO_IS_MACHINE (self), FALSE);
+  g_return_val_if_fail (id != NULL, FALSE);
+
+  if (refuse_broken (self, error))
+    return FALSE;
+  store = vireo_machine_get_snapshot_store (self);
+  ok = vireo_snapshot_store_update (store, id, name, description, error);
+  vireo_machine_reload_snapshots (self);
+  return ok;
+}
+
+/* Deletes a leftover saved state (and its disk snapshots, which would stand in the way of a
+ * new one). */
+static void
+drop_old_saved_state (VrMachine *vr, const char *path)
+{
+  g_autofree char *used = g_strconcat (path, ".used", NULL);
+  const char *paths[] = { used, path };
+
+  for (guint i = 0; i < G_N_ELEMENTS (paths); i++)
+    if (g_file_test (paths[i], G_FILE_TEST_IS_DIR))
+      {
+        g_autoptr(GError) error = NULL;
+
+        g_message ("Deleting the old saved state %s", paths[i]);
+        if (!vr_machine_delete_snapshot (vr, paths[i], &error))
+          g_warning ("Cannot delete %s: %s", paths[i], error->message);
+        remove_snapshot_leftovers (paths[i]);
+      }
+}
+
+static void
+save_state_thread (GTask        *task,
+                   gpointer      source_object,
+                   gpointer      task_data,
+                   GCancellable *cancellable)
+{
+  SnapOp *op = task_data;
+  g_autofree char *path = g_build_filename (op->dir, VIREO_MACHINE_SAVED_STATE_DIR, NULL);
+  gboolean paused = FALSE;
+  GError *error = NULL;
+
+  drop_old_saved_state (op->vr, path);
+  /* Paused first, so nothing reaches the disks between the snapshot and the stop. */
+  if (vr_machine_get_state (op->vr) == VR_STATE_RUNNING)
+    paused = vr_machine_pause (op->vr, NULL);
+  if (!vr_machine_save_snapshot (op->vr, path, VIREO_MACHINE_SAVED_STATE_DIR, &error))
+    {
+      if (paused)
+        vr_machine_resume (op->vr, NULL);
+      g_task_return_new_error (task, error->domain, error->code,
+                               _("The state of “%s” could not be saved: %s"),
+                               op->name_of_machine, error->message);
+      g_error_free (error);
+      return;
+    }
+  g_task_return_boolean (task, TRUE);
+}
+
+static void
+save_state_done (GObject      *source,
+                 GAsyncResult *result,
+                 gpointer      user_data)
+{
+  VireoMachine *self = VIREO_MACHINE (source);
+  g_autoptr(GTask) task = user_data;
+  SnapOp *op = g_task_get_task_data (G_TASK (result));
+  GError *error = NULL;
+  gboolean ok;
+
+  ok = g_task_propagate_boolean (G_TASK (result), &error);
+  if (ok)
+    {
+      /* Saved: it stops now (the state on its disks is in the snapshot). */
+      self->teardown_pending = TRUE;
+      set_saved_state (self, TRUE, NULL);
+    }
+  snap_op_end (self, op);
+  if (!ok)
+    {
+      if (self->vr != NULL && vr_machine_get_state (self->vr) == VR_STATE_PAUSED
+          && self->state == VIREO_MACHINE_STATE_RUNNING)
+        set_state (self, VIREO_MACHINE_STATE_PAUSED);
+      g_task_return_error (task, error);
+      return;
+    }
+  g_task_return_boolean (task, TRUE);
+}
+
+void
+vireo_machine_save_state_async (VireoMachine        *self,
+                                GCancellable        *cancellable,
+                                GAsyncReadyCallback  callback,
+                                gpointer             user_data)
+{
+  g_autoptr(GTask) task = NULL;
+  g_autoptr(GError) error = NULL;
+  SnapOp *op;
+
+  g_return_if_fail (VIREO_IS_MACHINE (self));
+
+  task = g_task_new (self, cancellable, callback, user_data);
+  g_task_set_source_tag (task, vireo_machine_save_state_async);
+
+  if (!vireo_machine_can_snapshot (self, &error))
+    {
+      g_task_return_new_error (task, error->domain, error->code,
+                               _("The state of “%s” could not be saved: %s"),
+                               vireo_machine_get_name (self), error->message);
+      return;
+    }
+  op = snap_op_begin (self, VIREO_SNAPSHOT_OP_SAVE_STATE, IN_RUNNING | IN_PAUSED | IN_STOPPING,
+                      &error);
+  if (op == NULL)
+    {
+      g_task_return_error (task, g_steal_pointer (&error));
+      return;
+    }
+  snap_op_run (self, task, op, save_state_thread, save_state_done);
+}
+
+gboolean
+vireo_machine_save_state_finish (VireoMachine  *self,
+                                 GAsyncResult  *result,
+                                 GError       **error)
+{
+  g_return_val_if_fail (g_task_is_valid (result, self), FALSE);
+  return g_task_propagate_boolean (G_TASK (result), error);
+}
+
+static void
+discard_state_thread (GTask        *task,
+                      gpointer      source_object,
+                      gpointer      task_data,
+                      GCancellable *cancellable)
+{
+  SnapOp *op = task_data;
+  g_autofree char *path = g_build_filename (op->dir, VIREO_MACHINE_SAVED_STATE_DIR, NULL);
+  GError *error = NULL;
+  VrMachine *vr;
+
+  vr = snap_op_get_vr (op, &error);
+  if (vr == NULL)
+    {
+      g_task_return_error (task, error);
+      return;
+    }
+  if (!vr_machine_delete_snapshot (vr, path, &error))
+    {
+      g_task_return_error (task, error);
+      return;
+    }
+  remove_snapshot_leftovers (path);
+  drop_old_saved_state (vr, path);
+  g_task_return_boolean (task, TRUE);
+}
+
+static void
+discard_state_done (GObject      *source,
+                    GAsyncResult *result,
+                    gpointer      user_data)
+{
+  VireoMachine *self = VIREO_MACHINE (source);
+  g_autoptr(GTask) task = user_data;
+  SnapOp *op = g_task_get_task_data (G_TASK (result));
+  GError *error = NULL;
+
+  snap_op_end (self, op);
+  if (!g_task_propagate_boolean (G_TASK (result), &error))
+    {
+      set_saved_state (self, saved_state_exists (self), self->saved_state_error);
+      g_task_return_error (task, error);
+      return;
+    }
+  set_saved_state (self, saved_state_exists (self), NULL);
+  g_task_return_boolean (task, TRUE);
+}
+
+void
+vireo_machine_discard_saved_state_async (VireoMachine        *self,
+                                         GCancellable        *cancellable,
+                                         GAsyncReadyCallback  callback,
+                                         gpointer             user_data)
+{
+  g_autoptr(GTask) task = NULL;
+  g_autoptr(GError) error = NULL;
+  SnapOp *op;
+
+  g_return_if_fail (VIREO_IS_MACHINE (self));
+
+  task = g_task_new (self, cancellable, callback, user_data);
+  g_task_set_source_tag (task, vireo_machine_discard_saved_state_async);
+
+  op = snap_op_begin (self, VIREO_SNAPSHOT_OP_DISCARD_STATE, IN_STOPPED, &error);
+  if (op == NULL)
+    {
+      g_task_return_error (task, g_steal_pointer (&error));
+      return;
+    }
+  snap_op_run (self, task, op, discard_state_thread, discard_state_done);
+}
+
+gboolean
+vireo_machine_discard_saved_state_finish (VireoMachine  *self,
+                                          GAsyncResult  *result,
+                                          GError       **error)
+{
+  g_return_val_if_fail (g_task_is_valid (result, self), FALSE);
+  return g_task_propagate_boolean (G_TASK (result), error);
 }
 
 /* ---- files ------------------------------------------------------------------------------ */
@@ -1198,6 +2374,15 @@ vireo_machine_delete_async (VireoMachine        *self,
                                vireo_machine_get_name (self));
       return;
     }
+  {
+    g_autoptr(GError) error = NULL;
+
+    if (!check_not_busy (self, &error))
+      {
+        g_task_return_error (task, g_steal_pointer (&error));
+        return;
+      }
+  }
 
   data = g_new0 (FilesData, 1);
   data->dir = g_strdup (self->dir);

@@ -4,6 +4,7 @@
 #include <gio/gio.h>
 
 #include "vireo-machine-config.h"
+#include "vireo-snapshot-store.h"
 #include "vr-machine.h"
 
 G_BEGIN_DECLS
@@ -12,7 +13,7 @@ G_BEGIN_DECLS
  * One machine of the library: its folder ($XDG_DATA_HOME/vireo/machines/<uuid>/), its
  * settings, and while it runs the engine's VrMachine (created by start, freed when it
  * stops). GTK-free; everything runs on the main thread except the slow parts of start,
- * delete and clone, which run in GTask threads.
+ * delete, clone and the snapshot operations, which run in GTask threads.
  *
  * A machine whose machine.conf cannot be read is "broken": it is listed with the reason,
  * it cannot start, and it is never written over (it can be deleted).
@@ -34,6 +35,33 @@ GType vireo_machine_state_get_type (void) G_GNUC_CONST;
 #define VIREO_MACHINE_THUMBNAIL_FILE "thumbnail.png"
 #define VIREO_MACHINE_SERIAL_LOG     "serial.log"
 #define VIREO_MACHINE_SNAPSHOT_DIR   "snapshots"
+/* A live snapshot of a machine that was running when the user chose "Save State": its next
+ * start resumes from it (and deletes it). Its disk snapshots are named like the folder. */
+#define VIREO_MACHINE_SAVED_STATE_DIR "saved-state"
+
+#define VIREO_MACHINE_ERROR (vireo_machine_error_quark ())
+GQuark vireo_machine_error_quark (void);
+
+typedef enum
+{
+  VIREO_MACHINE_ERROR_BUSY,         /* another snapshot operation is under way */
+  VIREO_MACHINE_ERROR_SAVED_STATE,  /* the saved state could not be restored (it is kept) */
+  VIREO_MACHINE_ERROR_NO_SNAPSHOTS, /* a writable disk cannot hold snapshots (raw) */
+} VireoMachineError;
+
+/* What the machine's snapshot work is doing (one thing at a time). */
+typedef enum
+{
+  VIREO_SNAPSHOT_OP_NONE,
+  VIREO_SNAPSHOT_OP_TAKE,
+  VIREO_SNAPSHOT_OP_REVERT,
+  VIREO_SNAPSHOT_OP_DELETE,
+  VIREO_SNAPSHOT_OP_SAVE_STATE,
+  VIREO_SNAPSHOT_OP_DISCARD_STATE,
+} VireoSnapshotOp;
+
+#define VIREO_TYPE_SNAPSHOT_OP (vireo_snapshot_op_get_type ())
+GType vireo_snapshot_op_get_type (void) G_GNUC_CONST;
 
 #define VIREO_TYPE_MACHINE (vireo_machine_get_type ())
 G_DECLARE_FINAL_TYPE (VireoMachine, vireo_machine, VIREO, MACHINE, GObject)
@@ -99,7 +127,8 @@ gboolean            vireo_machine_save_thumbnail   (VireoMachine         *self,
                                                     GBytes               *png,
                                                     GError              **error);
 
-/* Lifecycle. start: the engine builds the machine in a thread. */
+/* Lifecycle. start: the engine builds the machine in a thread (and resumes it from its
+ * saved state when it has one: see save_state below). */
 void                vireo_machine_start_async      (VireoMachine         *self,
                                                     GCancellable         *cancellable,
                                                     GAsyncReadyCallback   callback,
@@ -141,6 +170,90 @@ void                vireo_machine_clone_async      (VireoMachine         *self,
                                                     GAsyncReadyCallback   callback,
                                                     gpointer              user_data);
 VireoMachine       *vireo_machine_clone_finish     (VireoMachine         *self,
+                                                    GAsyncResult         *result,
+                                                    GError              **error);
+
+/*
+ * Snapshots (see vireo-snapshot-store.h for the files). Each operation runs the engine in a
+ * GTask thread and keeps the engine's machine alive meanwhile: a power-off or force_off that
+ * comes in the middle takes effect when it is done; a second operation, start and delete
+ * are refused (VIREO_MACHINE_ERROR_BUSY) until then. "snapshot-op" says what runs.
+ *
+ * Take: while the machine runs (or is paused) a live snapshot (vCPUs, devices, memory and
+ * disks); while it is off, its disks only. @thumbnail_png (optional) is kept as the
+ * snapshot's thumbnail.png; without it a stopped machine's last thumbnail is used. Finishes
+ * with the new snapshot's id (g_free it).
+ * Revert: to a snapshot with memory, the machine runs on from there (started if it was off);
+ * to a disk-only one, the disks go back and a machine that was running boots afresh from
+ * them (one that was off stays off). A disk-only snapshot made outside Vireo
+ * (VIREO_SNAPSHOT_KIND_DISK) can be reverted to and deleted only while the machine is off.
+ * Delete: the entry goes first, then its files and disk snapshots; its children move up.
+ * A machine with a writable raw disk cannot take snapshots (can_snapshot()).
+ */
+VireoSnapshotStore *vireo_machine_get_snapshot_store (VireoMachine       *self);
+/* Reads the snapshot index (and, while the machine is off, its disks) again. */
+void                vireo_machine_reload_snapshots (VireoMachine         *self);
+VireoSnapshotOp     vireo_machine_get_snapshot_op  (VireoMachine         *self);
+/* Whether every writable disk can hold snapshots; if not, the error says which and what to
+ * do (VIREO_MACHINE_ERROR_NO_SNAPSHOTS). */
+gboolean            vireo_machine_can_snapshot     (VireoMachine         *self,
+                                                    GError              **error);
+void                vireo_machine_take_snapshot_async (VireoMachine      *self,
+                                                    const char           *name,
+                                                    const char           *description,
+                                                    GBytes               *thumbnail_png,
+                                                    GCancellable         *cancellable,
+                                                    GAsyncReadyCallback   callback,
+                                                    gpointer              user_data);
+char               *vireo_machine_take_snapshot_finish (VireoMachine     *self,
+                                                    GAsyncResult         *result,
+                                                    GError              **error);
+void                vireo_machine_revert_snapshot_async (VireoMachine    *self,
+                                                    const char           *id,
+                                                    GCancellable         *cancellable,
+                                                    GAsyncReadyCallback   callback,
+                                                    gpointer              user_data);
+gboolean            vireo_machine_revert_snapshot_finish (VireoMachine   *self,
+                                                    GAsyncResult         *result,
+                                                    GError              **error);
+void                vireo_machine_delete_snapshot_async (VireoMachine    *self,
+                                                    const char           *id,
+                                                    GCancellable         *cancellable,
+                                                    GAsyncReadyCallback   callback,
+                                                    gpointer              user_data);
+gboolean            vireo_machine_delete_snapshot_finish (VireoMachine   *self,
+                                                    GAsyncResult         *result,
+                                                    GError              **error);
+/* Rename and describe (NULL: unchanged); a small atomic write, on the calling thread. */
+gboolean            vireo_machine_update_snapshot  (VireoMachine         *self,
+                                                    const char           *id,
+                                                    const char           *name,
+                                                    const char           *description,
+                                                    GError              **error);
+
+/*
+ * Save state (like a laptop's hibernation): a live snapshot into @dir/saved-state/, then the
+ * machine stops. Its next start resumes from there instead of booting, then deletes the
+ * saved state. When that fails, start fails with VIREO_MACHINE_ERROR_SAVED_STATE and the
+ * saved state stays ("saved-state-error" says why) until the user discards it
+ * (discard_saved_state, then start boots normally).
+ */
+gboolean            vireo_machine_has_saved_state  (VireoMachine         *self);
+const char         *vireo_machine_get_saved_state_error (VireoMachine    *self);
+/* Whether the current (or last) run resumed from a saved state rather than booting. */
+gboolean            vireo_machine_get_resumed      (VireoMachine         *self);
+void                vireo_machine_save_state_async (VireoMachine         *self,
+                                                    GCancellable         *cancellable,
+                                                    GAsyncReadyCallback   callback,
+                                                    gpointer              user_data);
+gboolean            vireo_machine_save_state_finish (VireoMachine        *self,
+                                                    GAsyncResult         *result,
+                                                    GError              **error);
+void                vireo_machine_discard_saved_state_async (VireoMachine *self,
+                                                    GCancellable         *cancellable,
+                                                    GAsyncReadyCallback   callback,
+                                                    gpointer              user_data);
+gboolean            vireo_machine_discard_saved_state_finish (VireoMachine *self,
                                                     GAsyncResult         *result,
                                                     GError              **error);
 

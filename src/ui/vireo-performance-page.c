@@ -20,7 +20,6 @@ struct _VireoPerformancePage
   guint         n_samples;
   gint64        last_time;
   guint64       last_counters[4];   /* disk read, disk write, net rx, net tx */
-  gboolean      seen_counters[2];   /* disk, net: ever non-zero this run */
   guint         legend_vcpus;
 
   GtkLabel     *state_label;
@@ -182,18 +181,11 @@ sample (VireoPerformancePage *self)
     }
   memcpy (self->last_counters, counters, sizeof counters);
   self->last_time = now;
-  self->seen_counters[0] |= counters[0] != 0 || counters[1] != 0;
-  self->seen_counters[1] |= counters[2] != 0 || counters[3] != 0;
   vireo_plot_push (self->disk_plot, rates, 2);
   vireo_plot_push (self->net_plot, rates + 2, 2);
 
-  /* A counter still at 0 after the machine ran a while, on a machine that has the device:
-   * this version cannot measure it (or the guest has not touched it). Say so rather than
-   * claim there was no traffic. */
   if (config != NULL && config->disks->len == 0)
     gtk_label_set_label (self->disk_value, _("No disks"));
-  else if (!self->seen_counters[0])
-    gtk_label_set_label (self->disk_value, _("Not measured yet"));
   else
     {
       g_autofree char *r = format_rate ((guint64) rates[0]);
@@ -206,8 +198,6 @@ sample (VireoPerformancePage *self)
     }
   if (config != NULL && config->nics->len == 0)
     gtk_label_set_label (self->net_value, _("No network cards"));
-  else if (!self->seen_counters[1])
-    gtk_label_set_label (self->net_value, _("Not measured yet"));
   else
     {
       g_autofree char *rx = format_rate ((guint64) rates[2]);
@@ -241,7 +231,6 @@ reset_plots (VireoPerformancePage *self)
   self->n_samples = 0;
   self->last_time = 0;
   memset (self->last_counters, 0, sizeof self->last_counters);
-  memset (self->seen_counters, 0, sizeof self->seen_counters);
   gtk_label_set_label (self->cpu_value, "");
   gtk_label_set_label (self->memory_value, "");
   gtk_label_set_label (self->disk_value, "");

@@ -15,6 +15,9 @@ typedef struct
   guint      timeout_id;
   guint      timeout_s;
   gboolean   finished;
+  /* Save State and Quit */
+  guint      saving;     /* saves under way */
+  GString   *save_errors;
 } QuitData;
 
 static void
@@ -23,6 +26,8 @@ quit_data_free (QuitData *data)
   g_clear_handle_id (&data->timeout_id, g_source_remove);
   g_clear_weak_pointer (&data->parent);
   g_clear_pointer (&data->machines, g_ptr_array_unref);
+  if (data->save_errors != NULL)
+    g_string_free (data->save_errors, TRUE);
   g_free (data);
 }
 
@@ -232,6 +237,100 @@ shut_down_all (GTask *task)
     }
 }
 
+/* ---- Save State and Quit ---------------------------------------------------------------- */
+
+static void
+save_done_cb (GObject      *object,
+              GAsyncResult *result,
+              gpointer      user_data)
+{
+  g_autoptr(GTask) task = user_data;   /* the reference save_all() took for this machine */
+  QuitData *data = g_task_get_task_data (task);
+  VireoMachine *machine = VIREO_MACHINE (object);
+  g_autoptr(GError) error = NULL;
+
+  if (!vireo_machine_save_state_finish (machine, result, &error))
+    {
+      if (data->save_errors->len > 0)
+        g_string_append (data->save_errors, "\n\n");
+      g_string_append (data->save_errors, error->message);
+      g_message ("%s", error->message);
+    }
+
+  if (--data->saving > 0)
+    return;
+
+  if (data->wait_dialog != NULL)
+    gtk_window_destroy (GTK_WINDOW (g_steal_pointer (&data->wait_dialog)));
+  if (data->save_errors->len > 0)
+    {
+      AdwMessageDialog *dialog;
+      g_autofree char *body = NULL;
+
+      /* Quitting stops here: what could not be saved still runs. */
+      body = g_strdup_printf ("%s\n\n%s", data->save_errors->str,
+                              _("The machines whose state was saved are off; the others still "
+                                "run. Vireo stays open: shut them down or try again."));
+      dialog = ADW_MESSAGE_DIALOG (adw_message_dialog_new (data->parent,
+                                                           _("The State Could Not Be Saved"),
+                                                           body));
+      adw_message_dialog_add_responses (dialog, "close", _("_Close"), NULL);
+      adw_message_dialog_set_close_response (dialog, "close");
+      gtk_window_present (GTK_WINDOW (dialog));
+      g_task_return_boolean (task, FALSE);
+    }
+  else
+    g_task_return_boolean (task, TRUE);
+}
+
+/* A live snapshot of every running machine into its saved-state folder; each stops once
+ * saved. Finishes TRUE when all are saved, FALSE (after saying why) when one could not be. */
+static void
+save_all (GTask *task)
+{
+  QuitData *data = g_task_get_task_data (task);
+  g_autoptr(GPtrArray) copy = g_ptr_array_copy (data->machines, ref_copy, NULL);
+  g_autofree char *names = NULL;
+  g_autofree char *body = NULL;
+  AdwMessageDialog *dialog;
+  GtkWidget *spinner;
+
+  g_ptr_array_set_free_func (copy, g_object_unref);
+  data->save_errors = g_string_new (NULL);
+
+  names = names_of (data->machines);
+  body = g_strdup_printf (_("Saving the state of %s…"), names);
+  dialog = ADW_MESSAGE_DIALOG (adw_message_dialog_new (data->parent, _("Saving State"), body));
+  spinner = gtk_spinner_new ();
+  gtk_spinner_start (GTK_SPINNER (spinner));
+  gtk_widget_set_size_request (spinner, 32, 32);
+  adw_message_dialog_set_extra_child (dialog, spinner);
+  data->wait_dialog = GTK_WIDGET (dialog);
+  gtk_window_present (GTK_WINDOW (dialog));
+
+  data->saving = 0;
+  for (guint i = 0; i < copy->len; i++)
+    {
+      VireoMachine *machine = copy->pdata[i];
+
+      if (vireo_machine_get_state (machine) == VIREO_MACHINE_STATE_STARTING)
+        {
+          /* Nothing to save yet. */
+          vireo_machine_force_off (machine);
+          continue;
+        }
+      /* Each save holds the task; the last one to finish answers (in a later main loop
+       * iteration, even when it fails at once). */
+      data->saving++;
+      vireo_machine_save_state_async (machine, NULL, save_done_cb, g_object_ref (task));
+    }
+  if (data->saving == 0)
+    {
+      gtk_window_destroy (GTK_WINDOW (g_steal_pointer (&data->wait_dialog)));
+      g_task_return_boolean (task, TRUE);
+    }
+}
+
 static void
 ask_response_cb (AdwMessageDialog *dialog,
                  const char       *response,
@@ -245,7 +344,14 @@ ask_response_cb (AdwMessageDialog *dialog,
     if (!vireo_machine_is_active (data->machines->pdata[i - 1]))
       g_ptr_array_remove_index (data->machines, i - 1);
 
-  if (g_strcmp0 (response, "shutdown") == 0)
+  if (g_strcmp0 (response, "save") == 0)
+    {
+      if (data->machines->len == 0)
+        g_task_return_boolean (task, TRUE);
+      else
+        save_all (task);
+    }
+  else if (g_strcmp0 (response, "shutdown") == 0)
     {
       if (data->machines->len == 0)
         g_task_return_boolean (task, TRUE);
@@ -293,28 +399,27 @@ vireo_quit_dialog_run_async (GtkWindow           *parent,
     }
 
   names = names_of (data->machines);
-  body = g_strdup_printf (ngettext ("%s is still running. Shutting it down presses its power "
-                                    "button, so the system inside can close its programs and "
-                                    "turn off. Forcing it off is like pulling the plug: work not "
-                                    "saved inside it is lost.",
-                                    "%s are still running. Shutting them down presses their "
-                                    "power buttons, so the systems inside can close their "
-                                    "programs and turn off. Forcing them off is like pulling "
-                                    "the plug: work not saved inside them is lost.", n),
+  body = g_strdup_printf (ngettext ("%s is still running. Save its state to resume it exactly "
+                                    "where it is the next time you start it. Or shut it down: "
+                                    "that presses its power button, so the system inside can "
+                                    "close its programs and turn off.",
+                                    "%s are still running. Save their state to resume them "
+                                    "exactly where they are the next time you start them. Or "
+                                    "shut them down: that presses their power buttons, so the "
+                                    "systems inside can close their programs and turn off.", n),
                           names);
   dialog = ADW_MESSAGE_DIALOG (adw_message_dialog_new (parent,
-                                                       ngettext ("Shut Down the Running Machine?",
-                                                                 "Shut Down the Running Machines?",
+                                                       ngettext ("Quit With a Running Machine?",
+                                                                 "Quit With Running Machines?",
                                                                  n),
                                                        body));
   adw_message_dialog_add_responses (dialog,
                                     "cancel", _("_Cancel"),
-                                    "force-off", _("_Force Off"),
-                                    "shutdown", _("_Shut Down"),
+                                    "shutdown", _("Shut _Down"),
+                                    "save", _("_Save State and Quit"),
                                     NULL);
-  adw_message_dialog_set_response_appearance (dialog, "force-off", ADW_RESPONSE_DESTRUCTIVE);
-  adw_message_dialog_set_response_appearance (dialog, "shutdown", ADW_RESPONSE_SUGGESTED);
-  adw_message_dialog_set_default_response (dialog, "shutdown");
+  adw_message_dialog_set_response_appearance (dialog, "save", ADW_RESPONSE_SUGGESTED);
+  adw_message_dialog_set_default_response (dialog, "save");
   adw_message_dialog_set_close_response (dialog, "cancel");
   g_signal_connect (dialog, "response", G_CALLBACK (ask_response_cb), g_steal_pointer (&task));
   gtk_window_present (GTK_WINDOW (dialog));

@@ -8,13 +8,13 @@
 G_BEGIN_DECLS
 
 /*
- * Before quitting or closing the window with machines running: asks whether to shut them
- * down (the ACPI power button, then a wait of VIREO_QUIT_TIMEOUT_S seconds after which
- * forcing them off is offered), to force them off, or to cancel. Finishes TRUE when no
- * machine runs any more (at once when none did), FALSE when the user cancelled.
- *
- * TODO(snapshots): "Save their state and resume them next time" joins these choices with
- * the snapshot issue.
+ * Before quitting or closing the window with machines running: asks whether to save their
+ * state ("Save State and Quit": a live snapshot of each into its saved-state folder, from
+ * which its next start resumes; see vireo_machine_save_state_async()), to shut them down
+ * (the ACPI power button, then a wait in which forcing them off is offered, pressingly after
+ * VIREO_QUIT_TIMEOUT_S seconds), or to cancel. Finishes TRUE when no machine runs any more
+ * (at once when none did), FALSE when the user cancelled or a state could not be saved (the
+ * reason is shown; the machines saved so far are off, the others still run).
  */
 
 #define VIREO_QUIT_TIMEOUT_S 30

@@ -15,6 +15,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "disk/vr-disk.h"
 #include "vireo-application.h"
 #include "vireo-library.h"
 #include "vireo-machine-view.h"
@@ -401,6 +402,67 @@ test_clone_delete (void)
   g_assert_null (find_machine ("Demo (clone)"));
 }
 
+/* The first button under @root labelled @label (depth first). */
+static GtkWidget *
+find_by_label (GtkWidget *root, const char *label)
+{
+  for (GtkWidget *c = gtk_widget_get_first_child (root); c; c = gtk_widget_get_next_sibling (c))
+    {
+      GtkWidget *found;
+
+      if (GTK_IS_BUTTON (c) && g_strcmp0 (gtk_button_get_label (GTK_BUTTON (c)), label) == 0)
+        return c;
+      if ((found = find_by_label (c, label)))
+        return found;
+    }
+  return NULL;
+}
+
+/* A stopped machine's qcow2 disk grows through the Details page's Size row. */
+static void
+test_resize_disk (void)
+{
+  VireoMachine *hello = find_machine ("Hello");
+  g_autofree char *disk = g_build_filename (tmp_root, "hello-disk.qcow2", NULL);
+  g_autoptr(VireoMachineConfig) config = NULL;
+  g_autoptr(GError) error = NULL;
+  g_autoptr(VrDisk) vd = NULL;
+  VireoMachineView *view;
+  GtkWidget *details, *sb, *button;
+
+  g_assert_true (vr_disk_create (disk, VR_DISK_FORMAT_QCOW2, 1ull << 30, NULL, 0, &error));
+  g_assert_no_error (error);
+  config = vireo_machine_config_copy (vireo_machine_get_config (hello));
+  g_ptr_array_add (config->disks, vireo_disk_config_new (disk, VR_DISK_FORMAT_QCOW2));
+  g_assert_true (vireo_machine_set_config (hello, config, TRUE, &error));
+  g_assert_no_error (error);
+
+  vireo_window_select_machine (window, hello);
+  view = vireo_window_get_machine_view (window);
+  vireo_machine_view_show_page (view, "details");
+  spin (0.5);
+  details = GTK_WIDGET (vireo_machine_view_get_details (view));
+  /* The size spin button sits right before the Resize button, in the disk's row. */
+  button = find_by_label (details, "Re_size");
+  g_assert_nonnull (button);
+  sb = gtk_widget_get_prev_sibling (button);
+  g_assert_true (GTK_IS_SPIN_BUTTON (sb));
+  g_assert_cmpint (gtk_spin_button_get_value_as_int (GTK_SPIN_BUTTON (sb)), ==, 1);
+  gtk_spin_button_set_value (GTK_SPIN_BUTTON (sb), 3);
+  g_signal_emit_by_name (button, "clicked");
+  spin (0.5);
+  screenshot (GTK_WIDGET (window), "window-details-disk.png");
+
+  vd = vr_disk_open (disk, VR_DISK_FORMAT_QCOW2, VR_DISK_OPEN_READONLY, &error);
+  g_assert_no_error (error);
+  g_assert_cmpuint (vr_disk_get_size (vd), ==, 3ull << 30);
+  g_clear_pointer (&vd, vr_disk_close);
+  /* The page shows the new size (rebuilt rows). */
+  button = find_by_label (details, "Re_size");
+  sb = gtk_widget_get_prev_sibling (button);
+  g_assert_cmpint (gtk_spin_button_get_value_as_int (GTK_SPIN_BUTTON (sb)), ==, 3);
+}
+
 static gboolean
 page_is_empty (gpointer data)
 {
@@ -493,6 +555,7 @@ main (int argc, char *argv[])
   g_test_add_func ("/window/start-console", test_start_console);
   g_test_add_func ("/window/quit-question", test_quit_question);
   g_test_add_func ("/window/power-button", test_power_button);
+  g_test_add_func ("/window/resize-disk", test_resize_disk);
   g_test_add_func ("/window/clone-delete", test_clone_delete);
   g_test_add_func ("/window/empty", test_empty);
   ret = g_test_run ();
