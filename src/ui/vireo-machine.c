@@ -1833,6 +1833,68 @@ revert_done (GObject      *source,
   g_task_return_boolean (task, TRUE);
 }
 
+/* Looks snapshot @id up and begins an operation of @type on it. On failure @task has
+ * returned its error and NULL comes back. A snapshot made outside Vireo (disks only) needs
+ * the machine off; a broken one cannot be reverted to (but can be deleted). */
+static SnapOp *
+begin_snapshot_op (VireoMachine     *self,
+                   GTask            *task,
+                   const char       *id,
+                   VireoSnapshotOp   type)
+{
+  g_autoptr(GError) error = NULL;
+  guint allowed = IN_RUNNING | IN_PAUSED | IN_STOPPING | IN_STOPPED;
+  VireoSnapshot *snapshot;
+  SnapOp *op;
+
+  snapshot = vireo_snapshot_store_lookup (vireo_machine_get_snapshot_store (self), id);
+  if (snapshot == NULL)
+    {
+      g_task_return_new_error (task, VIREO_SNAPSHOT_STORE_ERROR,
+                               VIREO_SNAPSHOT_STORE_ERROR_NOT_FOUND,
+                               _("There is no snapshot “%s”."), id);
+      return NULL;
+    }
+  if (type == VIREO_SNAPSHOT_OP_REVERT && vireo_snapshot_is_broken (snapshot))
+    {
+      g_task_return_new_error (task, VIREO_SNAPSHOT_STORE_ERROR,
+                               VIREO_SNAPSHOT_STORE_ERROR_INVALID, "%s",
+                               vireo_snapshot_get_broken_reason (snapshot));
+      return NULL;
+    }
+  if (vireo_snapshot_get_kind (snapshot) == VIREO_SNAPSHOT_KIND_DISK)
+    {
+      if (self->state != VIREO_MACHINE_STATE_STOPPED)
+        {
+          if (type == VIREO_SNAPSHOT_OP_REVERT)
+            g_task_return_new_error (task, VR_ERROR, VR_ERROR_STATE,
+                                     _("“%s” was made outside Vireo and holds the disks only: "
+                                       "turn the machine off to go back to it."),
+                                     vireo_snapshot_get_name (snapshot));
+          else
+            g_task_return_new_error (task, VR_ERROR, VR_ERROR_STATE,
+                                     _("“%s” was made outside Vireo: turn the machine off to "
+                                       "delete it."),
+                                     vireo_snapshot_get_name (snapshot));
+          return NULL;
+        }
+      allowed = IN_STOPPED;
+    }
+
+  op = snap_op_begin (self, type, allowed, &error);
+  if (op == NULL)
+    {
+      g_task_return_error (task, g_steal_pointer (&error));
+      return NULL;
+    }
+  op->id = g_strdup (id);
+  op->kind = vireo_snapshot_get_kind (snapshot);
+  op->disk_id = g_strdup (vireo_snapshot_get_disk_id (snapshot));
+  op->disks = g_strdupv ((char **) vireo_snapshot_get_disks (snapshot));
+  op->memory = vireo_snapshot_get_memory (snapshot);
+  return op;
+}
+
 void
 vireo_machine_revert_snapshot_async (VireoMachine        *self,
                                      const char          *id,
@@ -1841,57 +1903,16 @@ vireo_machine_revert_snapshot_async (VireoMachine        *self,
                                      gpointer             user_data)
 {
   g_autoptr(GTask) task = NULL;
-  g_autoptr(GError) error = NULL;
-  VireoSnapshot *snapshot;
   SnapOp *op;
-  guint allowed = IN_RUNNING | IN_PAUSED | IN_STOPPING | IN_STOPPED;
 
   g_return_if_fail (VIREO_IS_MACHINE (self));
   g_return_if_fail (id != NULL);
 
   task = g_task_new (self, cancellable, callback, user_data);
   g_task_set_source_tag (task, vireo_machine_revert_snapshot_async);
-
-  snapshot = vireo_snapshot_store_lookup (vireo_machine_get_snapshot_store (self), id);
-  if (snapshot == NULL)
-    {
-      g_task_return_new_error (task, VIREO_SNAPSHOT_STORE_ERROR,
-                               VIREO_SNAPSHOT_STORE_ERROR_NOT_FOUND,
-                               _("There is no snapshot “%s”."), id);
-      return;
-    }
-  if (vireo_snapshot_is_broken (snapshot))
-    {
-      g_task_return_new_error (task, VIREO_SNAPSHOT_STORE_ERROR,
-                               VIREO_SNAPSHOT_STORE_ERROR_INVALID, "%s",
-                               vireo_snapshot_get_broken_reason (snapshot));
-      return;
-    }
-  if (vireo_snapshot_get_kind (snapshot) == VIREO_SNAPSHOT_KIND_DISK)
-    {
-      if (self->state != VIREO_MACHINE_STATE_STOPPED)
-        {
-          g_task_return_new_error (task, VR_ERROR, VR_ERROR_STATE,
-                                   _("“%s” was made outside Vireo and holds the disks only: "
-                                     "turn the machine off to go back to it."),
-                                   vireo_snapshot_get_name (snapshot));
-          return;
-        }
-      allowed = IN_STOPPED;
-    }
-
-  op = snap_op_begin (self, VIREO_SNAPSHOT_OP_REVERT, allowed, &error);
-  if (op == NULL)
-    {
-      g_task_return_error (task, g_steal_pointer (&error));
-      return;
-    }
-  op->id = g_strdup (id);
-  op->kind = vireo_snapshot_get_kind (snapshot);
-  op->disk_id = g_strdup (vireo_snapshot_get_disk_id (snapshot));
-  op->disks = g_strdupv ((char **) vireo_snapshot_get_disks (snapshot));
-  op->memory = vireo_snapshot_get_memory (snapshot);
-  snap_op_run (self, task, op, revert_thread, revert_done);
+  op = begin_snapshot_op (self, task, id, VIREO_SNAPSHOT_OP_REVERT);
+  if (op != NULL)
+    snap_op_run (self, task, op, revert_thread, revert_done);
 }
 
 gboolean
@@ -1954,49 +1975,16 @@ vireo_machine_delete_snapshot_async (VireoMachine        *self,
                                      gpointer             user_data)
 {
   g_autoptr(GTask) task = NULL;
-  g_autoptr(GError) error = NULL;
-  VireoSnapshot *snapshot;
   SnapOp *op;
-  guint allowed = IN_RUNNING | IN_PAUSED | IN_STOPPING | IN_STOPPED;
 
   g_return_if_fail (VIREO_IS_MACHINE (self));
   g_return_if_fail (id != NULL);
 
   task = g_task_new (self, cancellable, callback, user_data);
   g_task_set_source_tag (task, vireo_machine_delete_snapshot_async);
-
-  snapshot = vireo_snapshot_store_lookup (vireo_machine_get_snapshot_store (self), id);
-  if (snapshot == NULL)
-    {
-      g_task_return_new_error (task, VIREO_SNAPSHOT_STORE_ERROR,
-                               VIREO_SNAPSHOT_STORE_ERROR_NOT_FOUND,
-                               _("There is no snapshot “%s”."), id);
-      return;
-    }
-  if (vireo_snapshot_get_kind (snapshot) == VIREO_SNAPSHOT_KIND_DISK)
-    {
-      if (self->state != VIREO_MACHINE_STATE_STOPPED)
-        {
-          g_task_return_new_error (task, VR_ERROR, VR_ERROR_STATE,
-                                   _("“%s” was made outside Vireo: turn the machine off to "
-                                     "delete it."),
-                                   vireo_snapshot_get_name (snapshot));
-          return;
-        }
-      allowed = IN_STOPPED;
-    }
-
-  op = snap_op_begin (self, VIREO_SNAPSHOT_OP_DELETE, allowed, &error);
-  if (op == NULL)
-    {
-      g_task_return_error (task, g_steal_pointer (&error));
-      return;
-    }
-  op->id = g_strdup (id);
-  op->kind = vireo_snapshot_get_kind (snapshot);
-  op->disk_id = g_strdup (vireo_snapshot_get_disk_id (snapshot));
-  op->disks = g_strdupv ((char **) vireo_snapshot_get_disks (snapshot));
-  snap_op_run (self, task, op, delete_snapshot_thread, snap_op_done_boolean);
+  op = begin_snapshot_op (self, task, id, VIREO_SNAPSHOT_OP_DELETE);
+  if (op != NULL)
+    snap_op_run (self, task, op, delete_snapshot_thread, snap_op_done_boolean);
 }
 
 gboolean
