@@ -2040,6 +2040,43 @@ read_snapshot (VrMachine   *self,
                                        g_variant_get_data (ram_id), error);
 }
 
+typedef struct
+{
+  VrMachine  *self;
+  const char *id;
+  bool        ok;
+  GError     *error;
+} DiskRevert;
+
+/* Applies the disk snapshot @id to every writable disk. */
+static bool
+revert_disks (DiskRevert  *revert,
+              GError     **error)
+{
+  VrMachine *self = revert->self;
+
+  for (guint i = 0; i < self->disks->len; i++)
+    {
+      VrDisk *disk = g_ptr_array_index (self->disks, i);
+
+      if (!vr_disk_is_readonly (disk) && !vr_disk_snapshot_apply (disk, revert->id, error))
+        {
+          g_prefix_error (error, "Cannot revert the disk “%s”: ", vr_disk_get_filename (disk));
+          return false;
+        }
+    }
+  return true;
+}
+
+static gpointer
+revert_disks_thread (gpointer data)
+{
+  DiskRevert *revert = data;
+
+  revert->ok = revert_disks (revert, &revert->error);
+  return NULL;
+}
+
 static bool
 do_restore_snapshot (VrMachine  *self,
                      gpointer    data,
@@ -2047,6 +2084,8 @@ do_restore_snapshot (VrMachine  *self,
 {
   SnapshotCall *call = data;
   Restore r = { .ram_fd = -1 };
+  DiskRevert revert = { 0 };
+  GThread *disk_thread = NULL;
   bool live = self->state == VR_STATE_RUNNING || self->state == VR_STATE_PAUSED;
   bool ok = false;
 
@@ -2068,19 +2107,14 @@ do_restore_snapshot (VrMachine  *self,
         }
     }
 
-  for (guint i = 0; i < self->disks->len; i++)
-    {
-      VrDisk *disk = g_ptr_array_index (self->disks, i);
-
-      if (!vr_disk_is_readonly (disk) && !vr_disk_snapshot_apply (disk, r.disk_id, error))
-        {
-          g_prefix_error (error, "Cannot revert the disk “%s”: ", vr_disk_get_filename (disk));
-          goto fail;
-        }
-    }
-
+  /* The disks revert (qcow2 metadata written and synced) on a thread of their own while
+   * RAM and the KVM state are put back: neither needs the other before the devices load. */
+  revert.self = self;
+  revert.id = r.disk_id;
   if (!r.memory)
     {
+      if (!revert_disks (&revert, error))
+        goto fail;
       vr_memory_discard (self->memory);
       for (guint i = 0; i < self->devices->len; i++)
         vr_device_reset (g_ptr_array_index (self->devices, i));
@@ -2098,6 +2132,7 @@ do_restore_snapshot (VrMachine  *self,
       goto out;
     }
 
+  disk_thread = g_thread_new ("vireo-disk-revert", revert_disks_thread, &revert);
   if (!vr_memory_map_private (self->memory, r.ram_fd, VR_SNAPSHOT_RAM_OFFSET,
                               (call->flags & VR_RESTORE_PREFAULT) != 0, error))
     goto fail;
@@ -2117,6 +2152,14 @@ do_restore_snapshot (VrMachine  *self,
       g_variant_get_child (r.vcpus, i, "v", &cpu);
       if (!vr_vcpu_load_state (self->vcpus[i], self->kvm_fd, cpu, error))
         goto fail;
+    }
+  /* Before the devices: a virtio-blk device that is loaded looks at its queue at once and
+   * may read or write the disk. */
+  g_thread_join (g_steal_pointer (&disk_thread));
+  if (!revert.ok)
+    {
+      g_propagate_error (error, g_steal_pointer (&revert.error));
+      goto fail;
     }
   if (!load_devices (self, r.devices, error))
     goto fail;
@@ -2142,6 +2185,9 @@ do_restore_snapshot (VrMachine  *self,
   goto out;
 
 fail:
+  if (disk_thread)
+    g_thread_join (g_steal_pointer (&disk_thread));
+  g_clear_error (&revert.error);
   stop_vcpus (self);
   destroy_vm (self);
   vr_memory_discard (self->memory);
