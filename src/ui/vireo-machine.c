@@ -1328,6 +1328,63 @@ vireo_machine_get_snapshot_op (VireoMachine *self)
 }
 
 gboolean
+vireo_machine_add_disk_overlays (VireoMachine  *self,
+                                 GError       **error)
+{
+  g_autoptr(VireoMachineConfig) config = NULL;
+  g_autoptr(GPtrArray) made = g_ptr_array_new_with_free_func (g_free);
+
+  g_return_val_if_fail (VIREO_IS_MACHINE (self), FALSE);
+
+  if (refuse_broken (self, error))
+    return FALSE;
+  if (self->state != VIREO_MACHINE_STATE_STOPPED || self->vr != NULL
+      || self->snapshot_op != VIREO_SNAPSHOT_OP_NONE)
+    {
+      g_set_error_literal (error, VR_ERROR, VR_ERROR_STATE,
+                           _("Shut down the machine to add the overlays."));
+      return FALSE;
+    }
+  config = vireo_machine_config_copy (self->config);
+  for (guint i = 0; i < config->disks->len; i++)
+    {
+      VireoDiskConfig *disk = g_ptr_array_index (config->disks, i);
+      g_autofree char *raw = NULL, *base = NULL, *stem = NULL, *overlay = NULL;
+
+      if (disk->readonly || disk->media == VIREO_DISK_MEDIA_CDROM
+          || disk->format != VR_DISK_FORMAT_RAW)
+        continue;
+      raw = vireo_machine_config_resolve_path (disk->path, self->dir);
+      base = g_path_get_basename (raw);
+      stem = g_strndup (base, strcspn (base, "."));
+      for (guint n = 1; overlay == NULL || g_file_test (overlay, G_FILE_TEST_EXISTS); n++)
+        {
+          g_autofree char *name = n == 1 ? g_strdup_printf ("%s-overlay.qcow2", stem)
+                                         : g_strdup_printf ("%s-overlay-%u.qcow2", stem, n);
+
+          g_free (overlay);
+          overlay = g_build_filename (self->dir, name, NULL);
+        }
+      if (!vr_disk_create (overlay, VR_DISK_FORMAT_QCOW2, 0, raw, VR_DISK_FORMAT_RAW, error))
+        goto fail;
+      g_ptr_array_add (made, g_strdup (overlay));
+      g_free (disk->path);
+      disk->path = g_path_get_basename (overlay);
+      disk->format = VR_DISK_FORMAT_QCOW2;
+    }
+  if (vireo_machine_set_config (self, config, TRUE, error))
+    {
+      vireo_machine_reload_snapshots (self);
+      return TRUE;
+    }
+
+fail:
+  for (guint i = 0; i < made->len; i++)
+    g_unlink (g_ptr_array_index (made, i));
+  return FALSE;
+}
+
+gboolean
 vireo_machine_can_snapshot (VireoMachine  *self,
                             GError       **error)
 {

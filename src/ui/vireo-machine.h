@@ -196,6 +196,11 @@ void                vireo_machine_reload_snapshots (VireoMachine         *self);
 VireoSnapshotOp     vireo_machine_get_snapshot_op  (VireoMachine         *self);
 /* Whether every writable disk can hold snapshots; if not, the error says which and what to
  * do (VIREO_MACHINE_ERROR_NO_SNAPSHOTS). */
+/* Puts a new qcow2 overlay (backing file: the raw image, which is not written again) on
+ * every writable raw disk of a stopped machine, so that it can take snapshots; the machine's
+ * settings then name the overlays. Nothing changes on failure. */
+gboolean            vireo_machine_add_disk_overlays (VireoMachine        *self,
+                                                     GError             **error);
 gboolean            vireo_machine_can_snapshot     (VireoMachine         *self,
                                                     GError              **error);
 void                vireo_machine_take_snapshot_async (VireoMachine      *self,

@@ -18,7 +18,7 @@
 typedef enum
 {
   BANNER_NONE,
-  BANNER_NO_SNAPSHOTS,   /* a raw disk: explained, nothing offered */
+  BANNER_NO_SNAPSHOTS,   /* a raw disk: explained, a qcow2 overlay offered */
   BANNER_SAVED_STATE,    /* offers to discard it */
   BANNER_RESUME_FAILED,  /* offers to start afresh */
 } BannerKind;
@@ -545,6 +545,12 @@ update_actions (VireoSnapshotsPage *self)
                                  && vireo_machine_get_saved_state_error (m) != NULL);
   gtk_widget_action_set_enabled (GTK_WIDGET (self), "snapshots.discard-saved-state",
                                  off && !is_busy (self) && vireo_machine_has_saved_state (m));
+  /* Overlays change the disks: only while the machine is off. */
+  gtk_widget_action_set_enabled (GTK_WIDGET (self), "snapshots.add-overlays",
+                                 usable && off && !vireo_machine_can_snapshot (m, NULL));
+  gtk_widget_set_tooltip_text (GTK_WIDGET (self->banner_button),
+                               self->banner == BANNER_NO_SNAPSHOTS && !off
+                                 ? _("Shut down the machine to add the overlays.") : NULL);
 }
 
 static void
@@ -614,6 +620,8 @@ update_banner (VireoSnapshotsPage *self)
     {
       kind = BANNER_NO_SNAPSHOTS;
       text = g_strdup (error->message);
+      button = _("Add _Overlays…");
+      action = "snapshots.add-overlays";
     }
 
   self->banner = kind;
@@ -1280,6 +1288,44 @@ discard_saved_state_action (GtkWidget *widget, const char *action_name, GVariant
   gtk_window_present (GTK_WINDOW (dialog));
 }
 
+static void
+overlays_response_cb (AdwMessageDialog   *dialog,
+                      const char         *response,
+                      VireoSnapshotsPage *self)
+{
+  g_autoptr(GError) error = NULL;
+
+  if (g_strcmp0 (response, "add") != 0 || self->machine == NULL)
+    return;
+  if (!vireo_machine_add_disk_overlays (self->machine, &error))
+    show_error (self, _("The overlays cannot be added"), error);
+  update_all (self);
+}
+
+static void
+add_overlays_action (GtkWidget *widget, const char *action_name, GVariant *param)
+{
+  VireoSnapshotsPage *self = VIREO_SNAPSHOTS_PAGE (widget);
+  AdwMessageDialog *dialog;
+
+  if (self->machine == NULL)
+    return;
+  dialog = new_dialog (self, _("Add qcow2 Overlays?"),
+                       _("Snapshots need qcow2 disks. Vireo puts a new qcow2 overlay on each raw "
+                         "disk of this machine: from now on the machine writes its changes to "
+                         "the overlay, and the raw image stays as it is now. Do not change the "
+                         "raw image elsewhere afterwards, or the overlay no longer matches it."));
+  adw_message_dialog_add_responses (dialog,
+                                    "cancel", _("_Cancel"),
+                                    "add", _("_Add Overlays"),
+                                    NULL);
+  adw_message_dialog_set_response_appearance (dialog, "add", ADW_RESPONSE_SUGGESTED);
+  adw_message_dialog_set_default_response (dialog, "add");
+  adw_message_dialog_set_close_response (dialog, "cancel");
+  g_signal_connect_object (dialog, "response", G_CALLBACK (overlays_response_cb), self, 0);
+  gtk_window_present (GTK_WINDOW (dialog));
+}
+
 /* ---- public ----------------------------------------------------------------------------- */
 
 GtkWidget *
@@ -1525,6 +1571,8 @@ vireo_snapshots_page_class_init (VireoSnapshotsPageClass *klass)
   gtk_widget_class_bind_template_callback (widget_class, list_activate_cb);
 
   gtk_widget_class_install_action (widget_class, "snapshots.take", NULL, take_action);
+  gtk_widget_class_install_action (widget_class, "snapshots.add-overlays", NULL,
+                                   add_overlays_action);
   gtk_widget_class_install_action (widget_class, "snapshots.revert", NULL, revert_action);
   gtk_widget_class_install_action (widget_class, "snapshots.delete", NULL, delete_action);
   gtk_widget_class_install_action (widget_class, "snapshots.rename", NULL, rename_action);

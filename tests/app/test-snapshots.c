@@ -724,7 +724,56 @@ test_raw_disk (Fixture *f, gconstpointer data)
   snapdir = g_build_filename (vireo_machine_get_dir (m), "snapshots", NULL);
   g_assert_false (g_file_test (snapdir, G_FILE_TEST_EXISTS));
   g_assert_false (vireo_machine_has_saved_state (m));
+
+  /* The overlay the Snapshots page offers: refused while running, then (off) the raw
+   * image gets a qcow2 overlay, the machine can snapshot, boots and writes its records into
+   * the overlay, and a live snapshot of it reverts. */
+  g_assert_false (vireo_machine_add_disk_overlays (m, &error));
+  g_assert_error (error, VR_ERROR, VR_ERROR_STATE);
+  g_clear_error (&error);
   stop (m);
+  {
+    g_autofree char *raw = g_build_filename (vireo_machine_get_dir (m), "disk.img", NULL);
+    g_autofree char *overlay = g_build_filename (vireo_machine_get_dir (m),
+                                                 "disk-overlay.qcow2", NULL);
+    g_autofree char *raw_before = NULL, *raw_after = NULL;
+    gsize n_before, n_after;
+    VireoDiskConfig *disk;
+    VrDiskInfo *info;
+
+    g_assert_true (g_file_get_contents (raw, &raw_before, &n_before, NULL));
+    g_assert_true (vireo_machine_add_disk_overlays (m, &error));
+    g_assert_no_error (error);
+    disk = g_ptr_array_index (vireo_machine_get_config (m)->disks, 0);
+    g_assert_cmpint (disk->format, ==, VR_DISK_FORMAT_QCOW2);
+    g_assert_cmpstr (disk->path, ==, "disk-overlay.qcow2");
+    {
+      g_autoptr(VrDisk) vd = vr_disk_open (overlay, VR_DISK_FORMAT_QCOW2,
+                                           VR_DISK_OPEN_READONLY, &error);
+
+      g_assert_no_error (error);
+      info = vr_disk_get_info (vd, &error);
+      g_assert_no_error (error);
+      g_assert_cmpstr (info->backing_file, ==, raw);
+      g_assert_true (info->has_backing_format);
+      g_assert_cmpint (info->backing_format, ==, VR_DISK_FORMAT_RAW);
+      vr_disk_info_free (info);
+    }
+    g_assert_true (vireo_machine_can_snapshot (m, NULL));
+
+    start (m);
+    g_clear_pointer (&id, g_free);
+    id = take (m, "With overlay", &error);
+    g_assert_no_error (error);
+    g_assert_nonnull (id);
+    g_assert_true (revert (m, id, &error));
+    g_assert_no_error (error);
+    stop (m);
+    /* The raw image was not written after the overlay went on. */
+    g_assert_true (g_file_get_contents (raw, &raw_after, &n_after, NULL));
+    g_assert_cmpuint (n_before, ==, n_after);
+    g_assert_true (memcmp (raw_before, raw_after, n_before) == 0);
+  }
 }
 
 int
