@@ -189,11 +189,30 @@ vireo_run_window_class_init (VireoRunWindowClass *klass)
 }
 
 static void
+ensure_css (void)
+{
+  static gsize loaded = 0;
+
+  if (g_once_init_enter (&loaded))
+    {
+      g_autoptr (GtkCssProvider) provider = gtk_css_provider_new ();
+
+      gtk_css_provider_load_from_resource (provider, "/org/vireo/Vireo/run/vireo-run-window.css");
+      gtk_style_context_add_provider_for_display (gdk_display_get_default (),
+                                                  GTK_STYLE_PROVIDER (provider),
+                                                  GTK_STYLE_PROVIDER_PRIORITY_APPLICATION);
+      g_once_init_leave (&loaded, 1);
+    }
+}
+
+static void
 vireo_run_window_init (VireoRunWindow *self)
 {
   g_autoptr (GMenuModel) send_keys = vireo_display_get_send_key_menu ();
 
   gtk_widget_init_template (GTK_WIDGET (self));
+  ensure_css ();
+  gtk_widget_add_css_class (GTK_WIDGET (self), "vireo-run");
 
   self->actions = g_simple_action_group_new ();
   g_action_map_add_action_entries (G_ACTION_MAP (self->actions), action_entries,

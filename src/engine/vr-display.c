@@ -6,11 +6,30 @@
  * Threads and locks: @lock protects everything below it in the struct and is a leaf: no
  * source hook and no listener runs with it held. Change detection is a timer on the
  * machine's I/O thread (only while a listener is set): it polls the shown source (bochs:
- * the KVM dirty log), then posts what accumulated since the last period to the listener's
- * context as one idle source, unless the previous post has not been delivered yet (then the
- * changes wait for the next period: at most one callback per period). The display is
- * reference-counted: the machine holds one reference, the timer and each post another, so
- * a late callback never sees freed memory.
+ * the KVM dirty log) and decides whether what accumulated is worth a callback now; a post
+ * is one idle source on the listener's context, and while one has not been delivered the
+ * changes wait (at most one callback in flight). The display is reference-counted: the
+ * machine holds one reference, the timer and each post another, so a late callback never
+ * sees freed memory.
+ *
+ * Pacing. Every callback makes the UI draw a frame, and on a software rasterizer a frame
+ * costs the same however small the damage (GTK repaints the whole window when the GL stack
+ * cannot tell it what the back buffer holds). A guest that draws into a plain framebuffer
+ * (bochs) says nothing about when a picture is finished, so polling at a fixed rate shows
+ * every picture several times half drawn, each time at full price, and still shows the
+ * finished one up to a period late. Instead the timer polls at @refresh_hz while the guest
+ * is idle and eight times as fast while it draws (the dirty log is one ioctl), and posts
+ *  - when a drawing pass ends: the guest paused (no new writes for QUIET_US, or longer if it
+ *    had gaps that long while drawing this picture: a guest the host did not let run for a
+ *    while has not paused), or it writes again rows it already wrote in this pass, other
+ *    than those of the page it was writing (it started the next picture: what it drew is
+ *    complete, show it before it is gone);
+ *  - when changes have waited MAX_AGE_US (a guest that draws slowly and never pauses
+ *    still shows its progress);
+ *  - at once for damage a source reports itself (virtio-gpu's RESOURCE_FLUSH is the guest
+ *    saying "show this"), mode and cursor changes.
+ * So a finished picture is shown within a fast poll period, and a guest that redraws the
+ * whole screen continuously costs about one UI frame per picture, not one per period.
  */
 
 #include "config.h"
@@ -22,6 +41,13 @@
 #define MAX_RECTS       32
 #define DEFAULT_HZ      60
 #define MAX_HZ          240
+#define FAST_FACTOR     8                       /* poll rate while the guest draws */
+#define MIN_PERIOD_US   2000
+#define ACTIVE_US       (G_USEC_PER_SEC / 2)    /* "draws": damage in the last half second */
+#define MAX_AGE_US      (G_USEC_PER_SEC / 5)
+#define QUIET_US        10000                   /* no writes for this long: a pause... */
+#define QUIET_MAX_US    50000                   /* ...or at most this, after longer gaps */
+#define ROW_WORDS       (VR_DISPLAY_MAX_HEIGHT / 64)
 
 typedef struct
 {
@@ -48,11 +74,24 @@ struct _VrDisplay
   GDestroyNotify     destroy;
   unsigned           refresh_hz;
   GSource           *timer;
+  gint64             period_us;      /* poll period while the guest is idle */
   unsigned           generation;     /* bumped when the listener changes: stale posts drop */
   bool               posting;        /* a post is waiting on the listener's context */
 
   VrDisplayUpdateFlags pending;
   GArray            *rects;          /* VrRect, pending damage */
+
+  /* pacing (see the top of the file) */
+  GThread           *polling;        /* the thread in a source's poll hook, else NULL */
+  bool               flush;          /* damage a source reported itself: post now */
+  bool               want_post;      /* a pass ended or damage is old: post when possible */
+  bool               poll_damage;    /* the last poll found damage */
+  gint64             pending_since;  /* when the oldest unposted damage came, 0: none */
+  gint64             last_damage;    /* when a poll last found damage */
+  gint64             pass_gap;       /* the longest gap (< QUIET_MAX_US) in this pass */
+  uint64_t           pass_rows[ROW_WORDS];   /* rows written in the current drawing pass */
+  uint64_t           poll_rows[ROW_WORDS];   /* rows written since the last poll */
+  uint64_t           prev_rows[ROW_WORDS];   /* rows the poll before found */
 
   GPtrArray         *mapped;         /* GBytes * (or NULL) per vr_display_map() */
 
@@ -166,6 +205,28 @@ add_rect (VrDisplay    *self,
   g_array_append_val (self->rects, *r);
 }
 
+/* Sets rows [@y0, @y1) (< VR_DISPLAY_MAX_HEIGHT) in @rows. */
+static void
+mark_rows (uint64_t *rows,
+           uint32_t  y0,
+           uint32_t  y1)
+{
+  y1 = MIN (y1, (uint32_t) VR_DISPLAY_MAX_HEIGHT);
+  for (uint32_t y = y0; y < y1; )
+    {
+      if (y % 64 == 0 && y + 64 <= y1)
+        {
+          rows[y / 64] = ~(uint64_t) 0;
+          y += 64;
+        }
+      else
+        {
+          rows[y / 64] |= (uint64_t) 1 << (y % 64);
+          y++;
+        }
+    }
+}
+
 /* The shown source (or its mode) changed: everything is new. */
 static void
 mode_changed (VrDisplay *self)
@@ -176,6 +237,8 @@ mode_changed (VrDisplay *self)
   self->shown = active;
   self->pending |= VR_DISPLAY_UPDATE_MODE;
   g_array_set_size (self->rects, 0);
+  memset (self->pass_rows, 0, sizeof self->pass_rows);
+  self->pass_gap = 0;
   if (active >= 0)
     {
       VrRect full = { 0, 0, (int32_t) mode.width, (int32_t) mode.height };
@@ -251,6 +314,9 @@ post_pending (VrDisplay *self)
   self->pending = 0;
   g_array_set_size (self->rects, 0);
   self->posting = true;
+  self->flush = false;
+  self->want_post = false;
+  self->pending_since = 0;
 
   source = g_idle_source_new ();
   g_source_set_priority (source, G_PRIORITY_DEFAULT);
@@ -261,18 +327,83 @@ post_pending (VrDisplay *self)
 
 /* ---- change detection (I/O thread) ------------------------------------------------------- */
 
+/* With @lock held, after a poll: whether the changes should reach the listener now.
+ * @had_pending: damage was waiting before this poll. */
+static bool
+should_post (VrDisplay *self,
+             gint64     now,
+             bool       had_pending)
+{
+  bool pass_ended = false;
+
+  if (self->poll_damage)
+    {
+      const VrDisplayMode *mode = self->shown >= 0 ? &self->sources[self->shown].mode : NULL;
+      unsigned spill = 2 + (mode && mode->stride ? 4096 / mode->stride : 0);
+      unsigned again = 0;
+      gint64 gap;
+      bool new_pass;
+
+      /* The dirty log has page granularity: the rows of a page the guest was in the middle
+       * of show up in the next poll too (hence prev_rows), and so do, whenever it is written,
+       * the rows of a page that a region it drew earlier only began or ended in. More rows
+       * than those, written before in this pass, are the guest coming back: a new picture.
+       * What was pending of the old one is complete (drawn over already, if anything). */
+      gap = now - self->last_damage;
+      self->last_damage = now;
+      for (unsigned i = 0; i < ROW_WORDS; i++)
+        again += (unsigned) __builtin_popcountll (self->pass_rows[i] & ~self->prev_rows[i]
+                                                  & self->poll_rows[i]);
+      new_pass = again > spill;
+      if (new_pass)
+        {
+          /* The new picture is what was written again; the other rows of this poll may be
+           * the end of the old one. */
+          for (unsigned i = 0; i < ROW_WORDS; i++)
+            self->pass_rows[i] &= ~self->prev_rows[i] & self->poll_rows[i];
+          self->pass_gap = 0;
+        }
+      else
+        {
+          for (unsigned i = 0; i < ROW_WORDS; i++)
+            self->pass_rows[i] |= self->poll_rows[i];
+          if (gap < QUIET_MAX_US)
+            self->pass_gap = MAX (self->pass_gap, gap);
+        }
+      memcpy (self->prev_rows, self->poll_rows, sizeof self->prev_rows);
+      memset (self->poll_rows, 0, sizeof self->poll_rows);
+      self->poll_damage = false;
+      pass_ended = new_pass && had_pending;
+    }
+  else if (now - self->last_damage >= CLAMP (self->pass_gap * 3 / 2, QUIET_US, QUIET_MAX_US))
+    {
+      /* The guest paused, longer than a scheduler's time slice (during which it may just
+       * not have run). The pass stays: a guest that was only kept from running goes on
+       * with it, and one that starts a new picture is seen doing so. */
+      pass_ended = self->pending_since != 0;
+    }
+
+  if (pass_ended || self->flush || (self->pending & ~VR_DISPLAY_UPDATE_DAMAGE) != 0
+      || (self->pending_since != 0 && now - self->pending_since >= MAX_AGE_US))
+    self->want_post = true;
+  return self->want_post;
+}
+
 static gboolean
 refresh_tick (gpointer data)
 {
   VrDisplay *self = data;
   const VrDisplaySourceOps *ops = NULL;
   gpointer opaque = NULL;
+  gint64 now, period;
+  bool had_pending;
   int active;
 
   g_mutex_lock (&self->lock);
   if (self->listener == NULL || self->disposed)
     {
       g_mutex_unlock (&self->lock);
+      g_source_set_ready_time (g_main_current_source (), -1);
       return G_SOURCE_CONTINUE;
     }
   active = active_source (self);
@@ -283,16 +414,37 @@ refresh_tick (gpointer data)
       ops = self->sources[active].ops;
       opaque = self->sources[active].opaque;
     }
+  self->polling = g_thread_self ();
+  had_pending = self->pending_since != 0;
   g_mutex_unlock (&self->lock);
 
   if (ops)
     ops->poll (opaque, self);
 
   g_mutex_lock (&self->lock);
-  post_pending (self);
+  self->polling = NULL;
+  now = g_get_monotonic_time ();
+  if (should_post (self, now, had_pending))
+    post_pending (self);
+  period = self->period_us;
+  if (now - self->last_damage < ACTIVE_US)
+    period = MAX (period / FAST_FACTOR, MIN_PERIOD_US);
   g_mutex_unlock (&self->lock);
+  g_source_set_ready_time (g_main_current_source (), now + period);
   return G_SOURCE_CONTINUE;
 }
+
+static gboolean
+timer_dispatch (GSource     *source,
+                GSourceFunc  callback,
+                gpointer     user_data)
+{
+  return callback (user_data);
+}
+
+static GSourceFuncs timer_funcs = {
+  .dispatch = timer_dispatch,
+};
 
 static void
 timer_destroy_notify (gpointer data)
@@ -320,6 +472,14 @@ clear_listener (VrDisplay      *self,
   self->generation++;
   self->posting = false;
   self->pending = 0;
+  self->flush = false;
+  self->want_post = false;
+  self->poll_damage = false;
+  self->pending_since = 0;
+  self->pass_gap = 0;
+  memset (self->pass_rows, 0, sizeof self->pass_rows);
+  memset (self->poll_rows, 0, sizeof self->poll_rows);
+  memset (self->prev_rows, 0, sizeof self->prev_rows);
   g_array_set_size (self->rects, 0);
 }
 
@@ -455,6 +615,15 @@ vr_display_source_damage (VrDisplay         *self,
             continue;
           add_rect (self, &r);
           self->pending |= VR_DISPLAY_UPDATE_DAMAGE;
+          if (self->pending_since == 0)
+            self->pending_since = g_get_monotonic_time ();
+          if (self->polling == g_thread_self ())
+            {
+              mark_rows (self->poll_rows, (uint32_t) y0, (uint32_t) y1);
+              self->poll_damage = true;
+            }
+          else
+            self->flush = true;
         }
     }
   g_mutex_unlock (&self->lock);
@@ -551,10 +720,13 @@ vr_display_set_listener (VrDisplay         *self,
       self->destroy = destroy;
       self->context = context ? g_main_context_ref (context) : g_main_context_ref_thread_default ();
       self->refresh_hz = refresh_hz ? MIN (refresh_hz, MAX_HZ) : DEFAULT_HZ;
+      self->period_us = G_USEC_PER_SEC / self->refresh_hz;
       mode_changed (self);
       if (self->cursor)
         self->pending |= VR_DISPLAY_UPDATE_CURSOR | VR_DISPLAY_UPDATE_CURSOR_POSITION;
-      self->timer = g_timeout_source_new (MAX (1000u / self->refresh_hz, 1u));
+      /* The first tick at once: it delivers the mode. */
+      self->timer = g_source_new (&timer_funcs, sizeof (GSource));
+      g_source_set_ready_time (self->timer, 0);
       g_source_set_callback (self->timer, refresh_tick, display_ref (self), timer_destroy_notify);
       g_source_set_static_name (self->timer, "[vireo] display refresh");
       g_source_attach (self->timer, self->io_context);

@@ -9,14 +9,19 @@
  * its own KVM memory slot with dirty logging) or virtio-gpu's scanout once the guest's
  * virtio-gpu driver has set one. The UI never needs to know which.
  *
- * Updates: while a listener is set, the engine looks for changes once per refresh period
- * (vr_display_set_listener's @refresh_hz, 60 by default) on the machine's I/O thread:
+ * Updates: while a listener is set, the engine looks for changes on the machine's I/O
+ * thread, once per refresh period (vr_display_set_listener's @refresh_hz, 60 by default)
+ * while the guest is idle and eight times as often while it draws:
  *  - bochs-display: KVM_GET_DIRTY_LOG on the framebuffer slot; dirty pages become damaged
  *    rectangles (whole rows of the current mode: a page covers stride-sized rows);
- *  - virtio-gpu: the RESOURCE_FLUSH rectangles since the last period.
+ *  - virtio-gpu: the RESOURCE_FLUSH rectangles.
  * When nothing changed, nothing is posted and nothing is copied: an idle guest costs one
  * ioctl per period. Changes are posted to the listener on the GMainContext given to
- * vr_display_set_listener(), coalesced (at most one callback per period).
+ * vr_display_set_listener(), coalesced, one callback in flight at a time, when a picture is
+ * complete: the guest paused drawing, or started over on rows it had drawn, or flushed
+ * (virtio-gpu); a guest that draws without pause is still shown every 200 ms. Each callback
+ * makes the UI draw a frame, so a guest redrawing its whole screen costs about one UI frame
+ * per picture, not one per period (see vr-display.c).
  *
  * Pixels: vr_display_map() gives read access to the current scanout without a copy; the
  * pointer stays valid until the listener sees a mode change (VR_DISPLAY_UPDATE_MODE) or the

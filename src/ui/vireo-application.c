@@ -307,6 +307,7 @@ vireo_application_startup (GApplication *app)
   static const char *new_accels[] = { "<Control>n", NULL };
   static const char *fullscreen_accels[] = { "F11", NULL };
   static const char *search_accels[] = { "<Control>f", NULL };
+  static const char *shortcuts_accels[] = { "<Control>question", NULL };
 
   G_APPLICATION_CLASS (vireo_application_parent_class)->startup (app);
 
@@ -317,6 +318,9 @@ vireo_application_startup (GApplication *app)
   gtk_application_set_accels_for_action (GTK_APPLICATION (self), "win.fullscreen",
                                          fullscreen_accels);
   gtk_application_set_accels_for_action (GTK_APPLICATION (self), "win.search", search_accels);
+  /* (GtkApplication would do it for gtk/help-overlay.ui; see vireo.gresource.xml.) */
+  gtk_application_set_accels_for_action (GTK_APPLICATION (self), "win.show-help-overlay",
+                                         shortcuts_accels);
 
   self->settings = g_settings_new ("org.vireo.Vireo");
   self->library = vireo_library_new (g_getenv ("VIREO_LIBRARY_DIR"));

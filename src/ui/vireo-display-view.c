@@ -1,27 +1,36 @@
 /* SPDX-License-Identifier: GPL-3.0-or-later */
 
 /*
- * The guest picture. Two ways to draw it:
+ * The guest picture. Two ways to draw it; either way the work happens in snapshot(), once
+ * per frame of the widget's frame clock, for the damage that arrived since the last frame:
  *
- *  - GL (the normal case): a GtkGLArea child holds one texture of the guest mode. The
- *    engine's listener hands us damaged rectangles; we remember the rows they cover and, at
- *    the next render, upload exactly those rows from the zero-copy mapping with
- *    glTexSubImage2D (GL_UNPACK_ROW_LENGTH = stride / 4; XRGB8888 is GL_BGRA on desktop GL,
- *    GL_RGBA plus a swizzle in the shader on GLES). A render without damage uploads
- *    nothing, so an idle guest costs only what GTK's own redraws cost (and GTK does not
- *    redraw at all while nothing changes).
+ *  - GL (when the window renders with GSK's GL renderer): one GL texture of the guest mode,
+ *    in a GdkGLContext of our own that shares objects with the renderer's. The damaged rows
+ *    go from the engine's zero-copy mapping into it with glTexSubImage2D
+ *    (GL_UNPACK_ROW_LENGTH = stride / 4; XRGB8888 is GL_BGRA on desktop GL, GL_RGBA plus a
+ *    red/blue texture swizzle on GLES; a swizzle also reads the X byte as alpha 1), and GSK
+ *    gets a new GdkGLTexture for the same GL texture, which it draws straight into the
+ *    window: no offscreen pass, no copy. (GtkGLArea, used before, cost a full-size clear and
+ *    draw into its own framebuffer on top of GSK's.) A frame without damage uploads nothing
+ *    and keeps the previous GdkTexture, so GSK sees an unchanged node; while the guest is
+ *    idle GTK does not redraw at all.
  *
- *  - Fallback (GtkGLArea could not realize, or force-fallback): the damaged rows are copied
- *    into a shadow XRGB buffer (alpha forced to 0xff) and the widget draws a new
- *    GdkMemoryTexture of it.
+ *  - Fallback (GSK renders without GL, GL fails, or force-fallback): a few XRGB8888 shadow
+ *    buffers (alpha forced to 0xff), each remembering the rows it lacks. The damaged rows
+ *    go into one that no live texture uses, and it becomes the next GdkMemoryTexture
+ *    without another copy of the frame.
  *
- * Either way "uploaded-rows" counts the guest rows that went to the texture, for the tests.
+ * Either way "uploaded-rows" counts the damaged guest rows that went to the texture, for the
+ * tests.
+ *
+ * Only the letterbox bars are painted around the picture, never a background under it: GSK
+ * (4.8) has no occlusion culling, and on a software rasterizer every full-size layer costs.
  *
  * Geometry: in FIT mode the picture is the largest rectangle with the guest's aspect ratio
  * that fits the widget, centred (black bars elsewhere), computed in device pixels so that
- * a picture that happens to fit exactly is drawn 1:1. In ORIGINAL mode one guest pixel is
- * one device pixel (HiDPI: the widget asks for mode / scale-factor logical pixels), centred
- * when the widget is bigger.
+ * a picture that happens to fit exactly is drawn 1:1 (and then sampled GL_NEAREST). In
+ * ORIGINAL mode one guest pixel is one device pixel (HiDPI: the widget asks for mode /
+ * scale-factor logical pixels), centred when the widget is bigger.
  */
 
 #define G_LOG_DOMAIN "vireo-display"
@@ -32,6 +41,31 @@
 #include <string.h>
 
 #include "vireo-display-view.h"
+
+#define N_SHADOWS 3
+
+/* A GL texture shared by the GdkGLTextures made of it; deleted with the last of them. */
+typedef struct
+{
+  int           refs;
+  GdkGLContext *context;
+  GLuint        id;
+} GlTexture;
+
+/* A fallback shadow buffer: referenced by the view and by each GBytes that wraps it. */
+typedef struct
+{
+  int      refs;
+  gboolean busy;      /* a GBytes (so a GdkMemoryTexture) wraps the pixels */
+  guint8  *pixels;    /* XRGB8888, stride 4 * width, alpha 0xff */
+  guint8  *stale;     /* per row: TRUE when the guest changed it since it was copied here */
+} Shadow;
+
+typedef struct
+{
+  guint y0;
+  guint y1;
+} RowSpan;
 
 struct _VireoDisplayView
 {
@@ -44,25 +78,27 @@ struct _VireoDisplayView
 
   VrDisplayMode   mode;         /* the mode the listener last reported */
   gboolean        full_damage;  /* everything must be uploaded */
-  GArray         *damage;       /* VrRect: damaged since the last upload */
+  guint8         *dirty;        /* per row of the mode: damaged since the last upload */
+  guint           dirty_height;
+  gboolean        any_dirty;
+  GArray         *spans;        /* RowSpan, scratch for one upload */
   guint64         uploaded_rows;
+  gboolean        realized;
 
   /* GL */
-  GtkWidget      *gl_area;
-  gboolean        gl_ready;
+  GdkGLContext   *gl_context;   /* NULL: drawing through the fallback */
   gboolean        gl_es;
-  GLuint          program;
-  GLuint          vao;
-  GLuint          vbo;
-  GLuint          texture;
-  GLint           swizzle_location;
-  VrDisplayMode   tex_mode;     /* what the texture holds */
-  guint8         *staging;      /* rows converted to XRGB for formats GL cannot take as is */
+  gboolean        gl_swizzle;   /* texture swizzles (GL 3.3, GLES 3.0) */
+  gboolean        gl_row_length; /* GL_UNPACK_ROW_LENGTH (not in GLES 2) */
+  GlTexture      *gl_tex;
+  GLint           gl_filter;
+  GdkTexture     *gl_frame;     /* the GdkGLTexture of the last upload */
+  VrDisplayMode   tex_mode;     /* what gl_tex holds */
+  guint8         *staging;      /* rows converted for GL when they cannot go as they are */
   gsize           staging_size;
 
   /* fallback */
-  guint8         *shadow;       /* XRGB8888, stride 4 * width, alpha forced to 0xff */
-  guint           fallback_tick; /* the next frame copies the damage in (coalesced) */
+  Shadow         *shadows[N_SHADOWS];
   VrDisplayMode   shadow_mode;
   GdkTexture     *texture_fb;
 };
@@ -86,8 +122,6 @@ enum
 };
 
 static GParamSpec *properties[N_PROPS];
-
-static void vireo_display_view_use_fallback (VireoDisplayView *self);
 
 /* -------------------------------------------------------------------------------------------
  * Geometry
@@ -171,73 +205,88 @@ vireo_display_view_to_guest (VireoDisplayView *self,
 }
 
 /* -------------------------------------------------------------------------------------------
- * Damage
+ * Damage: one flag per row of the mode
  */
 
-typedef struct
+static void
+reset_damage (VireoDisplayView *self)
 {
-  guint y0;
-  guint y1;
-} RowSpan;
-
-static int
-compare_spans (gconstpointer a,
-               gconstpointer b)
-{
-  const RowSpan *sa = a, *sb = b;
-
-  return (sa->y0 > sb->y0) - (sa->y0 < sb->y0);
+  if (self->dirty != NULL && self->dirty_height > 0)
+    memset (self->dirty, 0, self->dirty_height);
+  self->any_dirty = FALSE;
+  self->full_damage = TRUE;
 }
 
-/* The damaged rows as sorted, disjoint [y0, y1) spans within @height; clears the damage. */
-static GArray *
+static void
+add_damage (VireoDisplayView *self,
+            const VrRect     *r)
+{
+  guint height = self->mode.height;
+  gint64 y0, y1;
+
+  if (self->full_damage || r->width <= 0 || r->height <= 0)
+    return;
+  if (self->dirty_height != height)
+    {
+      g_free (self->dirty);
+      self->dirty = g_malloc0 (height);
+      self->dirty_height = height;
+      self->full_damage = TRUE;
+      return;
+    }
+  y0 = MAX (r->y, 0);
+  y1 = MIN ((gint64) r->y + r->height, (gint64) height);
+  if (y1 <= y0)
+    return;
+  memset (self->dirty + y0, 1, (gsize) (y1 - y0));
+  self->any_dirty = TRUE;
+}
+
+/* The damaged rows (all of them after a mode change) as sorted, disjoint [y0, y1) spans
+ * within @height, in self->spans; clears the damage. Returns the number of rows. */
+static guint
 take_damaged_rows (VireoDisplayView *self,
                    guint             height)
 {
-  GArray *spans = g_array_new (FALSE, FALSE, sizeof (RowSpan));
-  guint out = 0;
+  guint rows = 0;
 
-  if (self->full_damage)
+  g_array_set_size (self->spans, 0);
+  if (self->full_damage || self->dirty_height != height)
     {
       RowSpan all = { 0, height };
 
       if (height > 0)
-        g_array_append_val (spans, all);
-      self->full_damage = FALSE;
-      g_array_set_size (self->damage, 0);
-      return spans;
+        g_array_append_val (self->spans, all);
+      rows = height;
     }
-
-  for (guint i = 0; i < self->damage->len; i++)
+  else if (self->any_dirty)
     {
-      const VrRect *r = &g_array_index (self->damage, VrRect, i);
-      gint64 y0 = MAX (r->y, 0), y1 = MIN ((gint64) r->y + MAX (r->height, 0), (gint64) height);
-      RowSpan s;
-
-      if (y1 <= y0 || r->width <= 0)
-        continue;
-      s.y0 = (guint) y0;
-      s.y1 = (guint) y1;
-      g_array_append_val (spans, s);
-    }
-  g_array_set_size (self->damage, 0);
-  g_array_sort (spans, compare_spans);
-
-  for (guint i = 0; i < spans->len; i++)
-    {
-      RowSpan *s = &g_array_index (spans, RowSpan, i);
-
-      if (out > 0 && s->y0 <= g_array_index (spans, RowSpan, out - 1).y1)
+      for (guint y = 0; y < height; y++)
         {
-          RowSpan *last = &g_array_index (spans, RowSpan, out - 1);
+          RowSpan span;
 
-          last->y1 = MAX (last->y1, s->y1);
+          if (!self->dirty[y])
+            continue;
+          span.y0 = y;
+          while (y < height && self->dirty[y])
+            y++;
+          span.y1 = y;
+          g_array_append_val (self->spans, span);
+          rows += span.y1 - span.y0;
         }
-      else
-        g_array_index (spans, RowSpan, out++) = *s;
     }
-  g_array_set_size (spans, out);
-  return spans;
+
+  if (self->dirty_height != height)
+    {
+      g_free (self->dirty);
+      self->dirty = g_malloc0 (height);
+      self->dirty_height = height;
+    }
+  else if (self->any_dirty)
+    memset (self->dirty, 0, height);
+  self->any_dirty = FALSE;
+  self->full_damage = FALSE;
+  return rows;
 }
 
 static gboolean
@@ -248,27 +297,43 @@ mode_equal (const VrDisplayMode *a,
          && a->stride == b->stride;
 }
 
-/* One row of @mode at @src as XRGB8888 with alpha 0xff into @dst. */
+/* One row of @mode at @src as 32-bit pixels into @dst: B G R A in memory, or R G B A with
+ * @swap_rb; the fourth byte is 0xff with @force_alpha (else whatever the guest has there for
+ * XRGB8888, 0xff for the other formats). */
 static void
 convert_row (const VrDisplayMode *mode,
              const guint8        *src,
              guint8              *dst,
-             gboolean             force_alpha)
+             gboolean             force_alpha,
+             gboolean             swap_rb)
 {
+  guint b = swap_rb ? 2 : 0, r = swap_rb ? 0 : 2;
+
   switch (mode->format)
     {
     case VR_PIXEL_FORMAT_XRGB8888:
-      memcpy (dst, src, (gsize) mode->width * 4);
-      if (force_alpha)
-        for (guint x = 0; x < mode->width; x++)
-          dst[x * 4 + 3] = 0xff;
+      if (!swap_rb)
+        {
+          memcpy (dst, src, (gsize) mode->width * 4);
+          if (force_alpha)
+            for (guint x = 0; x < mode->width; x++)
+              dst[x * 4 + 3] = 0xff;
+          break;
+        }
+      for (guint x = 0; x < mode->width; x++)
+        {
+          dst[x * 4 + b] = src[x * 4 + 0];
+          dst[x * 4 + 1] = src[x * 4 + 1];
+          dst[x * 4 + r] = src[x * 4 + 2];
+          dst[x * 4 + 3] = force_alpha ? 0xff : src[x * 4 + 3];
+        }
       break;
     case VR_PIXEL_FORMAT_RGB888:
       for (guint x = 0; x < mode->width; x++)
         {
-          dst[x * 4 + 0] = src[x * 3 + 0];
+          dst[x * 4 + b] = src[x * 3 + 0];
           dst[x * 4 + 1] = src[x * 3 + 1];
-          dst[x * 4 + 2] = src[x * 3 + 2];
+          dst[x * 4 + r] = src[x * 3 + 2];
           dst[x * 4 + 3] = 0xff;
         }
       break;
@@ -276,11 +341,11 @@ convert_row (const VrDisplayMode *mode,
       for (guint x = 0; x < mode->width; x++)
         {
           guint16 p = (guint16) (src[x * 2] | (src[x * 2 + 1] << 8));
-          guint r = (p >> 11) & 0x1f, g = (p >> 5) & 0x3f, b = p & 0x1f;
+          guint pr = (p >> 11) & 0x1f, pg = (p >> 5) & 0x3f, pb = p & 0x1f;
 
-          dst[x * 4 + 0] = (guint8) ((b << 3) | (b >> 2));
-          dst[x * 4 + 1] = (guint8) ((g << 2) | (g >> 4));
-          dst[x * 4 + 2] = (guint8) ((r << 3) | (r >> 2));
+          dst[x * 4 + b] = (guint8) ((pb << 3) | (pb >> 2));
+          dst[x * 4 + 1] = (guint8) ((pg << 2) | (pg >> 4));
+          dst[x * 4 + r] = (guint8) ((pr << 3) | (pr >> 2));
           dst[x * 4 + 3] = 0xff;
         }
       break;
@@ -303,20 +368,72 @@ mode_is_sane (const VrDisplayMode *mode)
 }
 
 /* -------------------------------------------------------------------------------------------
- * Fallback: GdkMemoryTexture
+ * Fallback: GdkMemoryTexture over shadow buffers
  */
 
+static Shadow *
+shadow_new (const VrDisplayMode *mode)
+{
+  Shadow *s = g_new0 (Shadow, 1);
+
+  s->refs = 1;
+  s->pixels = g_malloc0 ((gsize) mode->width * mode->height * 4);
+  s->stale = g_malloc (mode->height);
+  memset (s->stale, 1, mode->height);
+  return s;
+}
+
+static void
+shadow_unref (Shadow *s)
+{
+  if (--s->refs > 0)
+    return;
+  g_free (s->pixels);
+  g_free (s->stale);
+  g_free (s);
+}
+
+/* The GBytes that wrapped @data is gone: its texture is no more. */
+static void
+shadow_release (gpointer data)
+{
+  Shadow *s = data;
+
+  s->busy = FALSE;
+  shadow_unref (s);
+}
+
+static void
+clear_shadows (VireoDisplayView *self)
+{
+  for (guint i = 0; i < N_SHADOWS; i++)
+    g_clear_pointer (&self->shadows[i], shadow_unref);
+  memset (&self->shadow_mode, 0, sizeof self->shadow_mode);
+}
+
+/* A shadow buffer no texture uses, or NULL. */
+static Shadow *
+free_shadow (VireoDisplayView *self)
+{
+  for (guint i = 0; i < N_SHADOWS; i++)
+    {
+      if (self->shadows[i] == NULL)
+        self->shadows[i] = shadow_new (&self->shadow_mode);
+      if (!self->shadows[i]->busy)
+        return self->shadows[i];
+    }
+  return NULL;
+}
+
+/* Copies the damage into a free shadow buffer and makes it the new texture_fb. */
 static void
 update_fallback (VireoDisplayView *self)
 {
-  g_autoptr (GArray) spans = NULL;
   g_autoptr (GBytes) bytes = NULL;
   const guint8 *pixels;
   VrDisplayMode mode;
-  gsize size;
-
-  if (self->display == NULL)
-    return;
+  Shadow *s;
+  guint rows;
 
   pixels = vr_display_map (self->display, &mode);
   if (pixels == NULL || !mode_is_sane (&mode))
@@ -324,274 +441,194 @@ update_fallback (VireoDisplayView *self)
       if (pixels)
         vr_display_unmap (self->display);
       g_clear_object (&self->texture_fb);
-      gtk_widget_queue_draw (GTK_WIDGET (self));
       return;
     }
 
-  if (!mode_equal (&mode, &self->shadow_mode) || self->shadow == NULL)
+  if (!mode_equal (&mode, &self->shadow_mode))
     {
-      g_free (self->shadow);
-      self->shadow = g_malloc0 ((gsize) mode.width * mode.height * 4);
+      clear_shadows (self);
+      g_clear_object (&self->texture_fb);
       self->shadow_mode = mode;
       self->full_damage = TRUE;
     }
 
-  spans = take_damaged_rows (self, mode.height);
-  for (guint i = 0; i < spans->len; i++)
+  rows = take_damaged_rows (self, mode.height);
+  if (rows == 0 && self->texture_fb != NULL)
     {
-      const RowSpan *s = &g_array_index (spans, RowSpan, i);
-
-      for (guint y = s->y0; y < s->y1; y++)
-        convert_row (&mode, pixels + (gsize) y * mode.stride,
-                     self->shadow + (gsize) y * mode.width * 4, TRUE);
-      self->uploaded_rows += s->y1 - s->y0;
+      vr_display_unmap (self->display);
+      return;
     }
+
+  /* Every buffer now lacks these rows; the one we fill gets them, and whatever else it
+   * missed since it was last used. */
+  for (guint i = 0; i < N_SHADOWS; i++)
+    if (self->shadows[i] != NULL)
+      for (guint k = 0; k < self->spans->len; k++)
+        {
+          const RowSpan *span = &g_array_index (self->spans, RowSpan, k);
+
+          memset (self->shadows[i]->stale + span->y0, 1, span->y1 - span->y0);
+        }
+
+  s = free_shadow (self);
+  if (s == NULL)
+    {
+      /* Every buffer is still on screen (a renderer that holds more frames than usual):
+       * replace one; the old one lives on until its texture goes. */
+      shadow_unref (self->shadows[0]);
+      self->shadows[0] = shadow_new (&mode);
+      s = self->shadows[0];
+    }
+
+  for (guint y = 0; y < mode.height; y++)
+    if (s->stale[y])
+      {
+        convert_row (&mode, pixels + (gsize) y * mode.stride,
+                     s->pixels + (gsize) y * mode.width * 4, TRUE, FALSE);
+        s->stale[y] = FALSE;
+      }
   vr_display_unmap (self->display);
+  self->uploaded_rows += rows;
 
-  if (spans->len == 0 && self->texture_fb != NULL)
-    return;
-
-  /* GTK 4.16 could update the previous texture in place (GdkMemoryTextureBuilder with
-   * update-texture and update-region); 4.8 needs a whole new immutable texture. */
-  size = (gsize) mode.width * mode.height * 4;
-  bytes = g_bytes_new (self->shadow, size);
+  s->busy = TRUE;
+  s->refs++;
+  bytes = g_bytes_new_with_free_func (s->pixels, (gsize) mode.width * mode.height * 4,
+                                      shadow_release, s);
   g_clear_object (&self->texture_fb);
   self->texture_fb = gdk_memory_texture_new ((int) mode.width, (int) mode.height,
                                              GDK_MEMORY_B8G8R8A8_PREMULTIPLIED, bytes,
                                              (gsize) mode.width * 4);
-  if (spans->len > 0)
+  if (rows > 0)
     g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_UPLOADED_ROWS]);
-  gtk_widget_queue_draw (GTK_WIDGET (self));
-}
-
-static gboolean
-fallback_tick (GtkWidget     *widget,
-               GdkFrameClock *clock,
-               gpointer       user_data)
-{
-  VireoDisplayView *self = VIREO_DISPLAY_VIEW (widget);
-
-  self->fallback_tick = 0;
-  update_fallback (self);
-  return G_SOURCE_REMOVE;
-}
-
-/* Damage that arrives within one frame is copied once, at the frame (as GL does). */
-static void
-queue_fallback_update (VireoDisplayView *self)
-{
-  if (self->fallback_tick == 0 && gtk_widget_get_realized (GTK_WIDGET (self)))
-    self->fallback_tick = gtk_widget_add_tick_callback (GTK_WIDGET (self), fallback_tick,
-                                                        NULL, NULL);
 }
 
 /* -------------------------------------------------------------------------------------------
  * GL
  */
 
-static const char vertex_body[] =
-  "in vec2 position;\n"
-  "in vec2 uv;\n"
-  "out vec2 v_uv;\n"
-  "void main () { v_uv = uv; gl_Position = vec4 (position, 0.0, 1.0); }\n";
-
-static const char fragment_body[] =
-  "in vec2 v_uv;\n"
-  "out vec4 color;\n"
-  "uniform sampler2D tex;\n"
-  "uniform int swizzle;\n"
-  "void main () {\n"
-  "  vec4 c = texture (tex, v_uv);\n"
-  "  color = vec4 (swizzle != 0 ? c.bgr : c.rgb, 1.0);\n"
-  "}\n";
-
-static GLuint
-compile_shader (GLenum       type,
-                gboolean     es,
-                const char  *body,
-                GError     **error)
+static void
+gl_texture_unref (gpointer data)
 {
-  const char *sources[2] = {
-    es ? "#version 300 es\nprecision mediump float;\n" : "#version 150\n",
-    body,
-  };
-  GLuint shader = glCreateShader (type);
-  GLint ok = 0;
+  GlTexture *t = data;
 
-  glShaderSource (shader, 2, sources, NULL);
-  glCompileShader (shader);
-  glGetShaderiv (shader, GL_COMPILE_STATUS, &ok);
-  if (!ok)
+  if (--t->refs > 0)
+    return;
+
+  /* Possibly from inside GSK's render (it drops the previous frame's nodes there): put its
+   * context back afterwards. */
+  if (t->id != 0)
     {
-      char log[1024] = "";
+      GdkGLContext *previous = gdk_gl_context_get_current ();
 
-      glGetShaderInfoLog (shader, sizeof log, NULL, log);
-      g_set_error (error, GDK_GL_ERROR, GDK_GL_ERROR_COMPILATION_FAILED,
-                   "shader: %s", log);
-      glDeleteShader (shader);
-      return 0;
+      if (previous != NULL)
+        g_object_ref (previous);
+      gdk_gl_context_make_current (t->context);
+      glDeleteTextures (1, &t->id);
+      if (previous != NULL)
+        {
+          gdk_gl_context_make_current (previous);
+          g_object_unref (previous);
+        }
+      else
+        gdk_gl_context_clear_current ();
     }
-  return shader;
-}
-
-static gboolean
-gl_setup (VireoDisplayView  *self,
-          GError           **error)
-{
-  /* x, y, u, v: a triangle strip over the viewport; the guest's top row at the top. */
-  static const float quad[] = {
-    -1.f, -1.f, 0.f, 1.f,
-     1.f, -1.f, 1.f, 1.f,
-    -1.f,  1.f, 0.f, 0.f,
-     1.f,  1.f, 1.f, 0.f,
-  };
-  GdkGLContext *context = gtk_gl_area_get_context (GTK_GL_AREA (self->gl_area));
-  GLuint vs, fs;
-  GLint ok = 0, pos, uv;
-
-  self->gl_es = gdk_gl_context_get_use_es (context);
-  vs = compile_shader (GL_VERTEX_SHADER, self->gl_es, vertex_body, error);
-  if (vs == 0)
-    return FALSE;
-  fs = compile_shader (GL_FRAGMENT_SHADER, self->gl_es, fragment_body, error);
-  if (fs == 0)
-    {
-      glDeleteShader (vs);
-      return FALSE;
-    }
-  self->program = glCreateProgram ();
-  glAttachShader (self->program, vs);
-  glAttachShader (self->program, fs);
-  glBindAttribLocation (self->program, 0, "position");
-  glBindAttribLocation (self->program, 1, "uv");
-  glLinkProgram (self->program);
-  glDeleteShader (vs);
-  glDeleteShader (fs);
-  glGetProgramiv (self->program, GL_LINK_STATUS, &ok);
-  if (!ok)
-    {
-      g_set_error (error, GDK_GL_ERROR, GDK_GL_ERROR_LINK_FAILED, "cannot link the shaders");
-      return FALSE;
-    }
-  glUseProgram (self->program);
-  glUniform1i (glGetUniformLocation (self->program, "tex"), 0);
-  self->swizzle_location = glGetUniformLocation (self->program, "swizzle");
-
-  glGenVertexArrays (1, &self->vao);
-  glBindVertexArray (self->vao);
-  glGenBuffers (1, &self->vbo);
-  glBindBuffer (GL_ARRAY_BUFFER, self->vbo);
-  glBufferData (GL_ARRAY_BUFFER, sizeof quad, quad, GL_STATIC_DRAW);
-  pos = 0;
-  uv = 1;
-  glEnableVertexAttribArray ((GLuint) pos);
-  glVertexAttribPointer ((GLuint) pos, 2, GL_FLOAT, GL_FALSE, 4 * sizeof (float), NULL);
-  glEnableVertexAttribArray ((GLuint) uv);
-  glVertexAttribPointer ((GLuint) uv, 2, GL_FLOAT, GL_FALSE, 4 * sizeof (float),
-                         (const void *) (2 * sizeof (float)));
-  glBindVertexArray (0);
-
-  glGenTextures (1, &self->texture);
-  memset (&self->tex_mode, 0, sizeof self->tex_mode);
-  return TRUE;
+  g_object_unref (t->context);
+  g_free (t);
 }
 
 static void
-on_gl_realize (GtkGLArea        *area,
-               VireoDisplayView *self)
+gl_drop_texture (VireoDisplayView *self)
 {
-  g_autoptr (GError) error = NULL;
+  g_clear_object (&self->gl_frame);
+  g_clear_pointer (&self->gl_tex, gl_texture_unref);
+  memset (&self->tex_mode, 0, sizeof self->tex_mode);
+}
 
-  gtk_gl_area_make_current (area);
-  if (gtk_gl_area_get_error (area) != NULL)
-    {
-      g_info ("no GL (%s): drawing through GdkMemoryTexture",
-              gtk_gl_area_get_error (area)->message);
-      vireo_display_view_use_fallback (self);
-      return;
-    }
-  if (!gl_setup (self, &error))
-    {
-      g_info ("cannot set up GL (%s): drawing through GdkMemoryTexture", error->message);
-      vireo_display_view_use_fallback (self);
-      return;
-    }
-  self->gl_ready = TRUE;
+/* A texture for @mode, bound; the whole picture is to be uploaded. */
+static void
+gl_new_texture (VireoDisplayView    *self,
+                const VrDisplayMode *mode)
+{
+  GlTexture *t = g_new0 (GlTexture, 1);
+
+  gl_drop_texture (self);
+  t->refs = 1;
+  t->context = g_object_ref (self->gl_context);
+  glGenTextures (1, &t->id);
+  self->gl_tex = t;
+  self->tex_mode = *mode;
   self->full_damage = TRUE;
-  g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_USES_GL]);
-}
 
-static void
-on_gl_unrealize (GtkGLArea        *area,
-                 VireoDisplayView *self)
-{
-  gtk_gl_area_make_current (area);
-  if (gtk_gl_area_get_error (area) == NULL)
+  glActiveTexture (GL_TEXTURE0);
+  glBindTexture (GL_TEXTURE_2D, t->id);
+  glTexParameteri (GL_TEXTURE_2D, GL_TEXTURE_WRAP_S, GL_CLAMP_TO_EDGE);
+  glTexParameteri (GL_TEXTURE_2D, GL_TEXTURE_WRAP_T, GL_CLAMP_TO_EDGE);
+  glTexParameteri (GL_TEXTURE_2D, GL_TEXTURE_MIN_FILTER, GL_NEAREST);
+  glTexParameteri (GL_TEXTURE_2D, GL_TEXTURE_MAG_FILTER, GL_NEAREST);
+  self->gl_filter = GL_NEAREST;
+  if (self->gl_swizzle)
     {
-      if (self->texture)
-        glDeleteTextures (1, &self->texture);
-      if (self->vbo)
-        glDeleteBuffers (1, &self->vbo);
-      if (self->vao)
-        glDeleteVertexArrays (1, &self->vao);
-      if (self->program)
-        glDeleteProgram (self->program);
+      /* The X byte is not alpha; GLES takes the bytes as R G B A, so red and blue swap. */
+      glTexParameteri (GL_TEXTURE_2D, GL_TEXTURE_SWIZZLE_R, self->gl_es ? GL_BLUE : GL_RED);
+      glTexParameteri (GL_TEXTURE_2D, GL_TEXTURE_SWIZZLE_B, self->gl_es ? GL_RED : GL_BLUE);
+      glTexParameteri (GL_TEXTURE_2D, GL_TEXTURE_SWIZZLE_A, GL_ONE);
     }
-  self->texture = self->vbo = self->vao = self->program = 0;
-  self->gl_ready = FALSE;
-  memset (&self->tex_mode, 0, sizeof self->tex_mode);
+  glTexImage2D (GL_TEXTURE_2D, 0, GL_RGBA8, (GLsizei) mode->width, (GLsizei) mode->height, 0,
+                self->gl_es ? GL_RGBA : GL_BGRA, GL_UNSIGNED_BYTE, NULL);
 }
 
-/* Uploads the damaged rows (all of them after a mode change) from the mapped scanout. */
+/* Uploads the damaged rows (all of them after a mode change) from the mapped scanout and
+ * makes a new gl_frame when anything changed. Called with nothing current; leaves
+ * self->gl_context current. */
 static void
-gl_upload (VireoDisplayView *self)
+gl_update (VireoDisplayView *self)
 {
-  g_autoptr (GArray) spans = NULL;
   const guint8 *pixels;
   VrDisplayMode mode;
   GLenum format;
-  gboolean direct;
+  gboolean direct, swap_rb;
+  guint rows;
 
-  if (self->display == NULL)
-    return;
   pixels = vr_display_map (self->display, &mode);
   if (pixels == NULL || !mode_is_sane (&mode))
     {
       if (pixels)
         vr_display_unmap (self->display);
-      memset (&self->tex_mode, 0, sizeof self->tex_mode);
+      g_clear_object (&self->gl_frame);
+      return;
+    }
+
+  gdk_gl_context_make_current (self->gl_context);
+  if (self->gl_tex == NULL || !mode_equal (&mode, &self->tex_mode))
+    gl_new_texture (self, &mode);
+
+  rows = take_damaged_rows (self, mode.height);
+  if (rows == 0 && self->gl_frame != NULL)
+    {
+      vr_display_unmap (self->display);
       return;
     }
 
   glActiveTexture (GL_TEXTURE0);
-  glBindTexture (GL_TEXTURE_2D, self->texture);
-  /* Desktop GL takes B G R X bytes as GL_BGRA; GLES gets them as RGBA and the shader swaps. */
+  glBindTexture (GL_TEXTURE_2D, self->gl_tex->id);
   format = self->gl_es ? GL_RGBA : GL_BGRA;
-  if (!mode_equal (&mode, &self->tex_mode))
-    {
-      glTexParameteri (GL_TEXTURE_2D, GL_TEXTURE_WRAP_S, GL_CLAMP_TO_EDGE);
-      glTexParameteri (GL_TEXTURE_2D, GL_TEXTURE_WRAP_T, GL_CLAMP_TO_EDGE);
-      glTexImage2D (GL_TEXTURE_2D, 0, GL_RGBA8, (GLsizei) mode.width, (GLsizei) mode.height, 0,
-                    format, GL_UNSIGNED_BYTE, NULL);
-      self->tex_mode = mode;
-      self->full_damage = TRUE;
-    }
-
-  spans = take_damaged_rows (self, mode.height);
-  direct = mode.format == VR_PIXEL_FORMAT_XRGB8888 && mode.stride % 4 == 0;
+  swap_rb = self->gl_es && !self->gl_swizzle;
+  direct = mode.format == VR_PIXEL_FORMAT_XRGB8888 && mode.stride % 4 == 0 && self->gl_swizzle
+           && (self->gl_row_length || mode.stride == mode.width * 4);
   glPixelStorei (GL_UNPACK_ALIGNMENT, 4);
-  glPixelStorei (GL_UNPACK_ROW_LENGTH, direct ? (GLint) (mode.stride / 4) : 0);
-  for (guint i = 0; i < spans->len; i++)
+  if (self->gl_row_length)
+    glPixelStorei (GL_UNPACK_ROW_LENGTH, direct ? (GLint) (mode.stride / 4) : 0);
+  for (guint i = 0; i < self->spans->len; i++)
     {
-      const RowSpan *s = &g_array_index (spans, RowSpan, i);
-      guint rows = s->y1 - s->y0;
+      const RowSpan *s = &g_array_index (self->spans, RowSpan, i);
+      guint n = s->y1 - s->y0;
       const guint8 *src;
 
       if (direct)
         src = pixels + (gsize) s->y0 * mode.stride;
       else
         {
-          gsize need = (gsize) rows * mode.width * 4;
+          gsize need = (gsize) n * mode.width * 4;
 
           if (self->staging_size < need)
             {
@@ -599,102 +636,102 @@ gl_upload (VireoDisplayView *self)
               self->staging = g_malloc (need);
               self->staging_size = need;
             }
-          for (guint y = 0; y < rows; y++)
+          for (guint y = 0; y < n; y++)
             convert_row (&mode, pixels + (gsize) (s->y0 + y) * mode.stride,
-                         self->staging + (gsize) y * mode.width * 4, FALSE);
+                         self->staging + (gsize) y * mode.width * 4, !self->gl_swizzle,
+                         swap_rb);
           src = self->staging;
         }
-      glTexSubImage2D (GL_TEXTURE_2D, 0, 0, (GLint) s->y0, (GLsizei) mode.width,
-                       (GLsizei) rows, format, GL_UNSIGNED_BYTE, src);
-      self->uploaded_rows += rows;
+      glTexSubImage2D (GL_TEXTURE_2D, 0, 0, (GLint) s->y0, (GLsizei) mode.width, (GLsizei) n,
+                       format, GL_UNSIGNED_BYTE, src);
     }
-  glPixelStorei (GL_UNPACK_ROW_LENGTH, 0);
+  if (self->gl_row_length)
+    glPixelStorei (GL_UNPACK_ROW_LENGTH, 0);
   vr_display_unmap (self->display);
-  if (spans->len > 0)
+  /* The renderer's context reads the texture next. */
+  glFlush ();
+
+  self->uploaded_rows += rows;
+  self->gl_tex->refs++;
+  g_clear_object (&self->gl_frame);
+  self->gl_frame = gdk_gl_texture_new (self->gl_context, self->gl_tex->id, (int) mode.width,
+                                       (int) mode.height, gl_texture_unref, self->gl_tex);
+  if (rows > 0)
     g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_UPLOADED_ROWS]);
 }
 
-static gboolean
-on_gl_render (GtkGLArea        *area,
-              GdkGLContext     *context,
-              VireoDisplayView *self)
-{
-  GLint viewport[4];
-  int rx, ry, rw, rh;
-
-  glClearColor (0.f, 0.f, 0.f, 1.f);
-  glClear (GL_COLOR_BUFFER_BIT);
-  if (!self->gl_ready)
-    return TRUE;
-
-  gl_upload (self);
-  if (self->tex_mode.format == VR_PIXEL_FORMAT_NONE)
-    return TRUE;
-
-  glGetIntegerv (GL_VIEWPORT, viewport);
-  if (!picture_rect (self, viewport[2], viewport[3], &rx, &ry, &rw, &rh))
-    return TRUE;
-
-  /* GL's origin is the bottom left corner. */
-  glViewport (rx, viewport[3] - ry - rh, rw, rh);
-  glUseProgram (self->program);
-  glUniform1i (self->swizzle_location, self->gl_es ? 1 : 0);
-  glActiveTexture (GL_TEXTURE0);
-  glBindTexture (GL_TEXTURE_2D, self->texture);
-  {
-    /* Exactly 1:1: nearest, so that the pixels are the guest's bit for bit. */
-    GLint filter = (rw == (int) self->tex_mode.width && rh == (int) self->tex_mode.height)
-                   ? GL_NEAREST : GL_LINEAR;
-
-    glTexParameteri (GL_TEXTURE_2D, GL_TEXTURE_MIN_FILTER, filter);
-    glTexParameteri (GL_TEXTURE_2D, GL_TEXTURE_MAG_FILTER, filter);
-  }
-  glBindVertexArray (self->vao);
-  glDrawArrays (GL_TRIANGLE_STRIP, 0, 4);
-  glBindVertexArray (0);
-  glViewport (viewport[0], viewport[1], viewport[2], viewport[3]);
-  return TRUE;
-}
-
-static gboolean
-unparent_on_idle (gpointer data)
-{
-  if (gtk_widget_get_parent (data) != NULL)
-    gtk_widget_unparent (data);
-  return G_SOURCE_REMOVE;
-}
-
+/* Sampling: nearest when the picture is exactly the mode's size (the guest's pixels bit for
+ * bit), else linear. */
 static void
-vireo_display_view_use_fallback (VireoDisplayView *self)
+gl_set_filter (VireoDisplayView *self,
+               GLint             filter)
 {
-  if (self->gl_area != NULL)
-    {
-      /* Not from inside the GL area's own realize: on idle. */
-      GtkWidget *area = g_steal_pointer (&self->gl_area);
-
-      g_signal_handlers_disconnect_by_data (area, self);
-      g_idle_add_full (G_PRIORITY_HIGH, unparent_on_idle, g_object_ref (area), g_object_unref);
-    }
-  self->gl_ready = FALSE;
-  self->full_damage = TRUE;
-  g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_USES_GL]);
-  update_fallback (self);
-}
-
-static void
-ensure_gl_area (VireoDisplayView *self)
-{
-  if (self->gl_area != NULL || self->force_fallback)
+  if (self->gl_tex == NULL || self->gl_filter == filter)
     return;
+  gdk_gl_context_make_current (self->gl_context);
+  glBindTexture (GL_TEXTURE_2D, self->gl_tex->id);
+  glTexParameteri (GL_TEXTURE_2D, GL_TEXTURE_MIN_FILTER, filter);
+  glTexParameteri (GL_TEXTURE_2D, GL_TEXTURE_MAG_FILTER, filter);
+  glFlush ();
+  self->gl_filter = filter;
+}
 
-  self->gl_area = gtk_gl_area_new ();
-  gtk_gl_area_set_auto_render (GTK_GL_AREA (self->gl_area), TRUE);
-  gtk_gl_area_set_has_depth_buffer (GTK_GL_AREA (self->gl_area), FALSE);
-  gtk_widget_set_can_target (self->gl_area, FALSE);
-  g_signal_connect_after (self->gl_area, "realize", G_CALLBACK (on_gl_realize), self);
-  g_signal_connect (self->gl_area, "unrealize", G_CALLBACK (on_gl_unrealize), self);
-  g_signal_connect (self->gl_area, "render", G_CALLBACK (on_gl_render), self);
-  gtk_widget_set_parent (self->gl_area, GTK_WIDGET (self));
+static void
+gl_teardown (VireoDisplayView *self)
+{
+  if (self->gl_context == NULL)
+    return;
+  gl_drop_texture (self);
+  if (gdk_gl_context_get_current () == self->gl_context)
+    gdk_gl_context_clear_current ();
+  g_clear_object (&self->gl_context);
+  g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_USES_GL]);
+}
+
+/* GSK's GL renderer? (Its header cannot be included on its own with GTK 4.8.) */
+static gboolean
+renderer_is_gl (GskRenderer *renderer)
+{
+  GType gl = g_type_from_name ("GskGLRenderer");
+
+  return renderer != NULL && gl != 0 && G_TYPE_CHECK_INSTANCE_TYPE (renderer, gl);
+}
+
+/* On a realized widget: GL when the window's renderer is GSK's GL renderer (another
+ * renderer would have to read every GdkGLTexture back). FALSE: use the fallback. */
+static gboolean
+gl_setup (VireoDisplayView *self)
+{
+  GtkNative *native = gtk_widget_get_native (GTK_WIDGET (self));
+  GskRenderer *renderer = native ? gtk_native_get_renderer (native) : NULL;
+  g_autoptr (GdkGLContext) context = NULL;
+  g_autoptr (GError) error = NULL;
+  int major = 0, minor = 0, version;
+
+  if (self->force_fallback || !renderer_is_gl (renderer))
+    return FALSE;
+
+  context = gdk_surface_create_gl_context (gtk_native_get_surface (native), &error);
+  if (context == NULL || !gdk_gl_context_realize (context, &error))
+    {
+      g_info ("no GL (%s): drawing through GdkMemoryTexture", error->message);
+      return FALSE;
+    }
+  gdk_gl_context_make_current (context);
+  gdk_gl_context_get_version (context, &major, &minor);
+  version = major * 10 + minor;
+  self->gl_es = gdk_gl_context_get_use_es (context);
+  self->gl_swizzle = self->gl_es ? version >= 30
+                                 : version >= 33 || epoxy_has_gl_extension ("GL_ARB_texture_swizzle");
+  self->gl_row_length = !self->gl_es || version >= 30;
+  gdk_gl_context_clear_current ();
+
+  self->gl_context = g_steal_pointer (&context);
+  self->full_damage = TRUE;
+  g_clear_object (&self->texture_fb);
+  clear_shadows (self);
+  g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_USES_GL]);
+  return TRUE;
 }
 
 /* -------------------------------------------------------------------------------------------
@@ -718,20 +755,17 @@ on_display_update (VrDisplay             *display,
                               || self->mode.format != update->mode.format;
 
       self->mode = update->mode;
-      self->full_damage = TRUE;
+      reset_damage (self);
       if (size_changed)
         gtk_widget_queue_resize (GTK_WIDGET (self));
     }
   if ((update->flags & VR_DISPLAY_UPDATE_DAMAGE) && update->rects != NULL)
-    g_array_append_vals (self->damage, update->rects, update->n_rects);
+    for (unsigned i = 0; i < update->n_rects; i++)
+      add_damage (self, &update->rects[i]);
 
+  /* The upload happens at the next frame, however many updates come before it. */
   if (update->flags & (VR_DISPLAY_UPDATE_MODE | VR_DISPLAY_UPDATE_DAMAGE))
-    {
-      if (self->gl_area != NULL)
-        gtk_gl_area_queue_render (GTK_GL_AREA (self->gl_area));
-      else
-        queue_fallback_update (self);
-    }
+    gtk_widget_queue_draw (GTK_WIDGET (self));
 
   g_signal_emit (self, signals[SIGNAL_UPDATE], 0, (guint) update->flags);
 }
@@ -763,9 +797,9 @@ vireo_display_view_set_source (VireoDisplayView *self,
 
   disconnect_source (self);
   memset (&self->mode, 0, sizeof self->mode);
-  g_array_set_size (self->damage, 0);
-  self->full_damage = TRUE;
+  reset_damage (self);
   g_clear_object (&self->texture_fb);
+  g_clear_object (&self->gl_frame);
 
   if (display != NULL)
     {
@@ -780,10 +814,7 @@ vireo_display_view_set_source (VireoDisplayView *self,
     }
 
   gtk_widget_queue_resize (GTK_WIDGET (self));
-  if (self->gl_area != NULL)
-    gtk_gl_area_queue_render (GTK_GL_AREA (self->gl_area));
-  else if (gtk_widget_get_realized (GTK_WIDGET (self)))
-    update_fallback (self);
+  gtk_widget_queue_draw (GTK_WIDGET (self));
 }
 
 VrDisplay *
@@ -817,16 +848,26 @@ vireo_display_view_measure (GtkWidget      *widget,
   *minimum = self->scale_mode == VIREO_SCALE_MODE_ORIGINAL ? logical : 0;
 }
 
+/* Black wherever the picture is not. */
 static void
-vireo_display_view_size_allocate (GtkWidget *widget,
-                                  int        width,
-                                  int        height,
-                                  int        baseline)
+append_bars (GtkSnapshot           *snapshot,
+             float                  width,
+             float                  height,
+             const graphene_rect_t *pic)
 {
-  VireoDisplayView *self = VIREO_DISPLAY_VIEW (widget);
+  static const GdkRGBA black = { 0, 0, 0, 1 };
+  float x0 = CLAMP (pic->origin.x, 0, width), y0 = CLAMP (pic->origin.y, 0, height);
+  float x1 = CLAMP (pic->origin.x + pic->size.width, x0, width);
+  float y1 = CLAMP (pic->origin.y + pic->size.height, y0, height);
 
-  if (self->gl_area != NULL)
-    gtk_widget_size_allocate (self->gl_area, &(GtkAllocation) { 0, 0, width, height }, -1);
+  if (y0 > 0)
+    gtk_snapshot_append_color (snapshot, &black, &GRAPHENE_RECT_INIT (0, 0, width, y0));
+  if (y1 < height)
+    gtk_snapshot_append_color (snapshot, &black, &GRAPHENE_RECT_INIT (0, y1, width, height - y1));
+  if (x0 > 0)
+    gtk_snapshot_append_color (snapshot, &black, &GRAPHENE_RECT_INIT (0, y0, x0, y1 - y0));
+  if (x1 < width)
+    gtk_snapshot_append_color (snapshot, &black, &GRAPHENE_RECT_INIT (x1, y0, width - x1, y1 - y0));
 }
 
 static void
@@ -834,29 +875,52 @@ vireo_display_view_snapshot (GtkWidget   *widget,
                              GtkSnapshot *snapshot)
 {
   VireoDisplayView *self = VIREO_DISPLAY_VIEW (widget);
+  float width = gtk_widget_get_width (widget), height = gtk_widget_get_height (widget);
+  int scale = gtk_widget_get_scale_factor (widget);
+  GdkTexture *texture = NULL;
   graphene_rect_t area;
 
-  if (self->gl_area != NULL)
+  if (self->display != NULL && self->realized)
     {
-      gtk_widget_snapshot_child (widget, self->gl_area, snapshot);
+      if (self->gl_context != NULL)
+        {
+          gl_update (self);
+          texture = self->gl_frame;
+        }
+      else
+        {
+          update_fallback (self);
+          texture = self->texture_fb;
+        }
+    }
+
+  if (texture == NULL || !vireo_display_view_get_picture_area (self, &area))
+    {
+      gtk_snapshot_append_color (snapshot, &(GdkRGBA) { 0, 0, 0, 1 },
+                                 &GRAPHENE_RECT_INIT (0, 0, width, height));
       return;
     }
 
-  gtk_snapshot_append_color (snapshot, &(GdkRGBA) { 0, 0, 0, 1 },
-                             &GRAPHENE_RECT_INIT (0, 0, gtk_widget_get_width (widget),
-                                                  gtk_widget_get_height (widget)));
-  if (self->texture_fb != NULL && vireo_display_view_get_picture_area (self, &area))
+  append_bars (snapshot, width, height, &area);
+  if (self->gl_context != NULL)
     {
-#if GTK_CHECK_VERSION(4, 10, 0)
-      GskScalingFilter filter =
-        (area.size.width * gtk_widget_get_scale_factor (widget) == self->shadow_mode.width)
-        ? GSK_SCALING_FILTER_NEAREST : GSK_SCALING_FILTER_LINEAR;
+      gboolean exact = area.size.width * scale == gdk_texture_get_width (texture)
+                       && area.size.height * scale == gdk_texture_get_height (texture);
 
-      gtk_snapshot_append_scaled_texture (snapshot, self->texture_fb, filter, &area);
-#else
-      gtk_snapshot_append_texture (snapshot, self->texture_fb, &area);
-#endif
+      gl_set_filter (self, exact ? GL_NEAREST : GL_LINEAR);
+      gtk_snapshot_append_texture (snapshot, texture, &area);
+      return;
     }
+#if GTK_CHECK_VERSION(4, 10, 0)
+  {
+    GskScalingFilter filter = area.size.width * scale == gdk_texture_get_width (texture)
+                              ? GSK_SCALING_FILTER_NEAREST : GSK_SCALING_FILTER_LINEAR;
+
+    gtk_snapshot_append_scaled_texture (snapshot, texture, filter, &area);
+  }
+#else
+  gtk_snapshot_append_texture (snapshot, texture, &area);
+#endif
 }
 
 static void
@@ -865,11 +929,22 @@ vireo_display_view_realize (GtkWidget *widget)
   VireoDisplayView *self = VIREO_DISPLAY_VIEW (widget);
 
   GTK_WIDGET_CLASS (vireo_display_view_parent_class)->realize (widget);
-  if (self->gl_area == NULL)
-    {
-      self->full_damage = TRUE;
-      update_fallback (self);
-    }
+  self->realized = TRUE;
+  self->full_damage = TRUE;
+  gl_setup (self);
+  gtk_widget_queue_draw (widget);
+}
+
+static void
+vireo_display_view_unrealize (GtkWidget *widget)
+{
+  VireoDisplayView *self = VIREO_DISPLAY_VIEW (widget);
+
+  gl_teardown (self);
+  g_clear_object (&self->texture_fb);
+  self->realized = FALSE;
+  self->full_damage = TRUE;
+  GTK_WIDGET_CLASS (vireo_display_view_parent_class)->unrealize (widget);
 }
 
 static void
@@ -894,24 +969,14 @@ vireo_display_view_get_property (GObject    *object,
 }
 
 static void
-vireo_display_view_unrealize (GtkWidget *widget)
-{
-  VireoDisplayView *self = VIREO_DISPLAY_VIEW (widget);
-
-  if (self->fallback_tick)
-    gtk_widget_remove_tick_callback (widget, self->fallback_tick);
-  self->fallback_tick = 0;
-  GTK_WIDGET_CLASS (vireo_display_view_parent_class)->unrealize (widget);
-}
-
-static void
 vireo_display_view_dispose (GObject *object)
 {
   VireoDisplayView *self = VIREO_DISPLAY_VIEW (object);
 
   disconnect_source (self);
-  g_clear_pointer (&self->gl_area, gtk_widget_unparent);
+  gl_teardown (self);
   g_clear_object (&self->texture_fb);
+  clear_shadows (self);
 
   G_OBJECT_CLASS (vireo_display_view_parent_class)->dispose (object);
 }
@@ -921,9 +986,9 @@ vireo_display_view_finalize (GObject *object)
 {
   VireoDisplayView *self = VIREO_DISPLAY_VIEW (object);
 
-  g_array_unref (self->damage);
+  g_array_unref (self->spans);
+  g_free (self->dirty);
   g_free (self->staging);
-  g_free (self->shadow);
 
   G_OBJECT_CLASS (vireo_display_view_parent_class)->finalize (object);
 }
@@ -939,7 +1004,6 @@ vireo_display_view_class_init (VireoDisplayViewClass *klass)
   object_class->finalize = vireo_display_view_finalize;
 
   widget_class->measure = vireo_display_view_measure;
-  widget_class->size_allocate = vireo_display_view_size_allocate;
   widget_class->snapshot = vireo_display_view_snapshot;
   widget_class->realize = vireo_display_view_realize;
   widget_class->unrealize = vireo_display_view_unrealize;
@@ -963,10 +1027,8 @@ vireo_display_view_class_init (VireoDisplayViewClass *klass)
 static void
 vireo_display_view_init (VireoDisplayView *self)
 {
-  self->damage = g_array_new (FALSE, FALSE, sizeof (VrRect));
+  self->spans = g_array_new (FALSE, FALSE, sizeof (RowSpan));
   self->full_damage = TRUE;
-  gtk_widget_set_overflow (GTK_WIDGET (self), GTK_OVERFLOW_HIDDEN);
-  ensure_gl_area (self);
 }
 
 GtkWidget *
@@ -985,8 +1047,6 @@ vireo_display_view_set_scale_mode (VireoDisplayView *self,
     return;
   self->scale_mode = mode;
   gtk_widget_queue_resize (GTK_WIDGET (self));
-  if (self->gl_area != NULL)
-    gtk_gl_area_queue_render (GTK_GL_AREA (self->gl_area));
 }
 
 VireoScaleMode
@@ -1006,21 +1066,13 @@ vireo_display_view_set_force_fallback (VireoDisplayView *self,
   if (self->force_fallback == force)
     return;
   self->force_fallback = force;
-  if (force && self->gl_area != NULL)
+  if (self->realized)
     {
-      g_clear_pointer (&self->gl_area, gtk_widget_unparent);
-      self->gl_ready = FALSE;
-      self->full_damage = TRUE;
-      if (gtk_widget_get_realized (GTK_WIDGET (self)))
-        update_fallback (self);
-      g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_USES_GL]);
-    }
-  else if (!force)
-    {
-      self->full_damage = TRUE;
-      ensure_gl_area (self);
+      gl_teardown (self);
       g_clear_object (&self->texture_fb);
-      g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_USES_GL]);
+      clear_shadows (self);
+      self->full_damage = TRUE;
+      gl_setup (self);
     }
   gtk_widget_queue_draw (GTK_WIDGET (self));
 }
@@ -1036,7 +1088,7 @@ gboolean
 vireo_display_view_get_uses_gl (VireoDisplayView *self)
 {
   g_return_val_if_fail (VIREO_IS_DISPLAY_VIEW (self), FALSE);
-  return self->gl_area != NULL && self->gl_ready;
+  return self->gl_context != NULL;
 }
 
 guint64

@@ -3,8 +3,9 @@
 
 /*
  * VireoDisplayView: the drawing half of VireoDisplay (private to src/ui). It listens to a
- * VrDisplay, keeps the guest picture in a GL texture (GtkGLArea, damaged rows only) or, when
- * GL is not available, in a GdkMemoryTexture, and draws it letterboxed (fit) or 1:1.
+ * VrDisplay, keeps the guest picture in a GL texture (damaged rows only, drawn by GSK as a
+ * GdkGLTexture) or, when the window does not render with GL, in a GdkMemoryTexture, and draws
+ * it letterboxed (fit) or 1:1.
  */
 
 #include <gtk/gtk.h>

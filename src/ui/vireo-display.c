@@ -4,9 +4,9 @@
  * VireoDisplay: a machine's screen, keyboard and pointer in one widget.
  *
  * Drawing is VireoDisplayView's job (GL texture with damaged-row uploads, or a
- * GdkMemoryTexture fallback); this class puts it in a scrolled window (1:1 mode scrolls) under
- * two overlays (the capture hint and the recording indicator) and handles input, the Send
- * Key actions, screenshots and recording.
+ * GdkMemoryTexture fallback); this class puts it under two overlays (the capture hint and
+ * the recording indicator), in a scrolled window in 1:1 mode (see place_view), and handles
+ * input, the Send Key actions, screenshots and recording.
  *
  * Keyboard: GDK hands us hardware keycodes. On X11 (the evdev/libinput drivers, and Xvfb
  * with the default "evdev" XKB rules) and on Wayland (keycodes are evdev codes + 8 by the
@@ -49,6 +49,7 @@ struct _VireoDisplay
   /* template */
   GtkWidget        *overlay;
   GtkScrolledWindow *scroller;
+  GtkWidget        *scroller_ref;  /* kept while the view is not in it */
   VireoDisplayView *view;
   GtkRevealer      *hint_revealer;
   GtkWidget        *recording_box;
@@ -1053,6 +1054,33 @@ vireo_display_get_machine (VireoDisplay *self)
  * Properties
  */
 
+/* The view goes in the scrolled window only when it can be bigger than the widget (1:1);
+ * fitted, straight in the overlay: a clip around the picture (the scrolled window's
+ * viewport) makes GSK draw it with a slower shader, and a fitted picture needs none. */
+static void
+place_view (VireoDisplay *self)
+{
+  GtkWidget *view = GTK_WIDGET (self->view);
+  GtkWidget *scroller = GTK_WIDGET (self->scroller);
+  gboolean scroll = self->scale_mode == VIREO_SCALE_MODE_ORIGINAL;
+  g_autoptr (GtkWidget) keep = NULL;
+
+  if (scroll == (gtk_widget_get_parent (view) != self->overlay))
+    return;
+  keep = g_object_ref (view);
+  if (scroll)
+    {
+      gtk_overlay_set_child (GTK_OVERLAY (self->overlay), NULL);
+      gtk_scrolled_window_set_child (self->scroller, view);
+      gtk_overlay_set_child (GTK_OVERLAY (self->overlay), scroller);
+    }
+  else
+    {
+      gtk_scrolled_window_set_child (self->scroller, NULL);
+      gtk_overlay_set_child (GTK_OVERLAY (self->overlay), view);
+    }
+}
+
 void
 vireo_display_set_scale_mode (VireoDisplay   *self,
                               VireoScaleMode  mode)
@@ -1068,6 +1096,7 @@ vireo_display_set_scale_mode (VireoDisplay   *self,
                                                                     : GTK_POLICY_NEVER,
                                   mode == VIREO_SCALE_MODE_ORIGINAL ? GTK_POLICY_AUTOMATIC
                                                                     : GTK_POLICY_NEVER);
+  place_view (self);
   g_simple_action_set_state (G_SIMPLE_ACTION (g_action_map_lookup_action (
                                G_ACTION_MAP (self->actions), "scale-mode")),
                              g_variant_new_string (mode == VIREO_SCALE_MODE_ORIGINAL
@@ -1323,6 +1352,7 @@ vireo_display_dispose (GObject *object)
 
   gtk_widget_dispose_template (GTK_WIDGET (self), VIREO_TYPE_DISPLAY);
   self->recording_box = NULL;
+  g_clear_object (&self->scroller_ref);
 
   G_OBJECT_CLASS (vireo_display_parent_class)->dispose (object);
 }
@@ -1408,6 +1438,8 @@ vireo_display_init (VireoDisplay *self)
   ensure_css ();
 
   gtk_scrolled_window_set_policy (self->scroller, GTK_POLICY_NEVER, GTK_POLICY_NEVER);
+  self->scroller_ref = g_object_ref (GTK_WIDGET (self->scroller));
+  place_view (self);
   g_signal_connect (self->view, "update", G_CALLBACK (on_view_update), self);
   g_signal_connect (self->view, "notify", G_CALLBACK (on_view_notify), self);
 

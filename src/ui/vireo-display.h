@@ -56,7 +56,7 @@ gboolean        vireo_display_get_relative_pointer (VireoDisplay         *self);
 void            vireo_display_set_force_fallback  (VireoDisplay         *self,
                                                     gboolean              force);
 gboolean        vireo_display_get_force_fallback  (VireoDisplay         *self);
-/* TRUE when frames go through GtkGLArea (known once realized). */
+/* TRUE when frames go through GL (GSK's GL renderer; known once realized). */
 gboolean        vireo_display_get_uses_gl          (VireoDisplay         *self);
 
 /* Rows of guest pixels uploaded (GL: glTexSubImage2D; fallback: copied into the texture). */

@@ -13,6 +13,13 @@
 
 #include "vireo-new-machine-dialog.h"
 
+/* Start-up (see "the first frame" below). */
+#define ROW_HEIGHT_MIN      64     /* logical pixels: a machine row is taller than this */
+#define ROWS_PER_STEP       16     /* rows added to the list per idle step afterwards */
+#define WIDE_ENOUGH         900    /* no page of a machine view is wider than this minus the
+                                    * sidebar, so the leaflet cannot fold on its account */
+#define STARTUP_LIMIT_S     5      /* the latest end of the start-up phase */
+
 struct _VireoWindow
 {
   AdwApplicationWindow  parent_instance;
@@ -30,6 +37,13 @@ struct _VireoWindow
   gboolean              close_confirmed;
   gboolean              asking;
   gboolean              bench_painted;   /* bench/app: the first frame was reported */
+
+  /* start-up: until the first frame with the library has been painted */
+  GtkSliceListModel    *slice;           /* the list's first rows, then all of them */
+  gboolean              starting;
+  gulong                after_paint_id;
+  guint                 startup_timeout_id;
+  guint                 grow_id;         /* tick callback: the put-off work */
 
   AdwToastOverlay      *toast_overlay;
   GtkStack             *main_stack;
@@ -62,6 +76,164 @@ enum
 static GParamSpec *properties[N_PROPS];
 
 static void update_actions (VireoWindow *self);
+
+/* ---- the first frame ---------------------------------------------------------------------
+ * What the first frame needs, and nothing more (the rest right after it):
+ *  - GTK 4.8's GtkListView makes, binds and measures a row for up to 200 items as soon as
+ *    its model has them, on screen or not. The list's model is therefore a slice of the
+ *    library, as long as the tallest screen can show; the other rows are added in small
+ *    steps at low priority once the first frame with the library is on screen.
+ *  - An AdwViewStack is homogeneous: it measures every page, so the selected machine's
+ *    Details form, terminal (font loading), snapshots and plots would all be laid out for a
+ *    frame that shows its Display page. For the first frame the stack measures only the
+ *    page it shows (when the window is so wide that the pages' minimum widths cannot change
+ *    whether the leaflet folds); right after it, it is homogeneous again, as always. */
+
+static int
+first_frame_height (VireoWindow *self)
+{
+  GListModel *monitors = gdk_display_get_monitors (gtk_widget_get_display (GTK_WIDGET (self)));
+  int width = 0, height = 0;
+
+  /* (GTK 4.8 wants both pointers.) */
+  gtk_window_get_default_size (GTK_WINDOW (self), &width, &height);
+  /* Maximized, fullscreen or resized before the first frame: at most a monitor's height. */
+  for (guint i = 0; i < g_list_model_get_n_items (monitors); i++)
+    {
+      g_autoptr(GdkMonitor) monitor = g_list_model_get_item (monitors, i);
+      GdkRectangle geometry;
+
+      gdk_monitor_get_geometry (monitor, &geometry);
+      height = MAX (height, geometry.height);
+    }
+  return height;
+}
+
+static gboolean
+first_frame_is_wide (VireoWindow *self)
+{
+  int width = 0, height = 0;
+
+  gtk_window_get_default_size (GTK_WINDOW (self), &width, &height);
+  return width >= WIDE_ENOUGH
+         || (self->settings != NULL && g_settings_get_boolean (self->settings, "window-maximized"));
+}
+
+static void
+set_view_homogeneous (VireoMachineView *view,
+                      gboolean          homogeneous)
+{
+  AdwViewStack *stack = vireo_machine_view_get_stack (view);
+
+  adw_view_stack_set_hhomogeneous (stack, homogeneous);
+  adw_view_stack_set_vhomogeneous (stack, homogeneous);
+}
+
+/* One step of adding the list's remaining rows; TRUE when they are all there. */
+static gboolean
+grow_list (VireoWindow *self)
+{
+  guint size = gtk_slice_list_model_get_size (self->slice);
+  guint n = g_list_model_get_n_items (G_LIST_MODEL (self->filter_model));
+
+  if (size == G_MAXUINT)
+    return TRUE;
+  if (size >= n)
+    {
+      gtk_slice_list_model_set_size (self->slice, G_MAXUINT);
+      return TRUE;
+    }
+  gtk_slice_list_model_set_size (self->slice, size + ROWS_PER_STEP);
+  return FALSE;
+}
+
+/* The work put off, from the frame clock's update phase: laid out and drawn in the same
+ * frame, so that the window is never left waiting with stale contents between two frames. */
+static gboolean
+startup_tick (GtkWidget     *widget,
+              GdkFrameClock *clock,
+              gpointer       user_data)
+{
+  VireoWindow *self = VIREO_WINDOW (widget);
+
+  if (self->starting)
+    {
+      GHashTableIter iter;
+      gpointer view;
+
+      self->starting = FALSE;
+      g_hash_table_iter_init (&iter, self->views);
+      while (g_hash_table_iter_next (&iter, NULL, &view))
+        set_view_homogeneous (view, TRUE);
+      return G_SOURCE_CONTINUE;   /* the rows in the next frames */
+    }
+  if (!grow_list (self))
+    return G_SOURCE_CONTINUE;
+  self->grow_id = 0;
+  return G_SOURCE_REMOVE;
+}
+
+static void
+end_startup (VireoWindow *self)
+{
+  GdkFrameClock *clock = gtk_widget_get_frame_clock (GTK_WIDGET (self));
+
+  g_clear_handle_id (&self->startup_timeout_id, g_source_remove);
+  if (self->after_paint_id != 0 && clock != NULL)
+    g_signal_handler_disconnect (clock, self->after_paint_id);
+  self->after_paint_id = 0;
+  if (self->starting && self->grow_id == 0)
+    self->grow_id = gtk_widget_add_tick_callback (GTK_WIDGET (self), startup_tick, NULL, NULL);
+}
+
+static gboolean
+startup_timeout_cb (gpointer user_data)
+{
+  VireoWindow *self = user_data;
+
+  /* The library never loaded (an error was shown): stop waiting for it. */
+  self->startup_timeout_id = 0;
+  end_startup (self);
+  return G_SOURCE_REMOVE;
+}
+
+static void
+startup_after_paint_cb (GdkFrameClock *clock,
+                        VireoWindow   *self)
+{
+  if (self->startup_timeout_id == 0)
+    self->startup_timeout_id = g_timeout_add_seconds (STARTUP_LIMIT_S, startup_timeout_cb, self);
+  if (vireo_library_is_loaded (self->library))
+    end_startup (self);
+}
+
+static void
+startup_realize_cb (VireoWindow *self)
+{
+  if (self->starting && self->after_paint_id == 0)
+    self->after_paint_id = g_signal_connect (gtk_widget_get_frame_clock (GTK_WIDGET (self)),
+                                             "after-paint",
+                                             G_CALLBACK (startup_after_paint_cb), self);
+}
+
+/* The shortcuts window, built the first time it is asked for (Ctrl+?, the main menu). */
+static void
+show_help_overlay (GSimpleAction *action,
+                   GVariant      *param,
+                   gpointer       user_data)
+{
+  GtkApplicationWindow *window = user_data;
+  GtkShortcutsWindow *overlay = gtk_application_window_get_help_overlay (window);
+
+  if (overlay == NULL)
+    {
+      g_autoptr(GtkBuilder) builder = gtk_builder_new_from_resource ("/org/vireo/Vireo/help-overlay.ui");
+
+      overlay = GTK_SHORTCUTS_WINDOW (gtk_builder_get_object (builder, "help_overlay"));
+      gtk_application_window_set_help_overlay (window, overlay);
+    }
+  gtk_window_present (GTK_WINDOW (overlay));
+}
 
 /* ---- messages --------------------------------------------------------------------------- */
 
@@ -162,6 +334,8 @@ show_machine (VireoWindow *self, VireoMachine *machine)
       if (view == NULL)
         {
           view = VIREO_MACHINE_VIEW (vireo_machine_view_new (machine, self->library));
+          if (self->starting && first_frame_is_wide (self))
+            set_view_homogeneous (view, FALSE);
           gtk_stack_add_named (self->view_stack, GTK_WIDGET (view),
                                vireo_machine_get_uuid (machine));
           g_hash_table_insert (self->views, g_strdup (vireo_machine_get_uuid (machine)), view);
@@ -212,6 +386,19 @@ vireo_window_select_machine (VireoWindow  *self,
 
   g_return_if_fail (VIREO_IS_WINDOW (self));
   g_return_if_fail (VIREO_IS_MACHINE (machine));
+
+  /* Its row may not be in the list yet (start-up): put the rows up to it there. */
+  n = g_list_model_get_n_items (G_LIST_MODEL (self->filter_model));
+  for (guint i = gtk_slice_list_model_get_size (self->slice); i < n; i++)
+    {
+      g_autoptr(VireoMachine) item = g_list_model_get_item (G_LIST_MODEL (self->filter_model), i);
+
+      if (item == machine)
+        {
+          gtk_slice_list_model_set_size (self->slice, i + 1);
+          break;
+        }
+    }
 
   n = g_list_model_get_n_items (G_LIST_MODEL (self->selection));
   for (guint i = 0; i < n; i++)
@@ -866,7 +1053,9 @@ setup (VireoWindow *self, VireoApplication *app)
   self->filter = gtk_custom_filter_new (filter_func, self, NULL);
   self->filter_model = gtk_filter_list_model_new (g_object_ref (G_LIST_MODEL (self->library)),
                                                   g_object_ref (GTK_FILTER (self->filter)));
-  self->selection = gtk_single_selection_new (g_object_ref (G_LIST_MODEL (self->filter_model)));
+  self->slice = gtk_slice_list_model_new (g_object_ref (G_LIST_MODEL (self->filter_model)), 0,
+                                          (guint) (first_frame_height (self) / ROW_HEIGHT_MIN + 1));
+  self->selection = gtk_single_selection_new (g_object_ref (G_LIST_MODEL (self->slice)));
   gtk_single_selection_set_autoselect (self->selection, TRUE);
   g_signal_connect_swapped (self->selection, "notify::selected-item",
                             G_CALLBACK (selection_changed_cb), self);
@@ -887,6 +1076,7 @@ setup (VireoWindow *self, VireoApplication *app)
                             g_list_model_get_n_items (G_LIST_MODEL (self->library)), self);
   if (g_getenv ("VIREO_BENCH_FIRST_FRAME") != NULL)   /* bench/app, see above */
     g_signal_connect (self, "realize", G_CALLBACK (bench_realize_cb), NULL);
+  g_signal_connect (self, "realize", G_CALLBACK (startup_realize_cb), NULL);
 
 #if DEVELOPMENT_BUILD
   gtk_widget_add_css_class (GTK_WIDGET (self), "devel");
@@ -910,6 +1100,15 @@ vireo_window_dispose (GObject *object)
 {
   VireoWindow *self = VIREO_WINDOW (object);
 
+  if (self->grow_id != 0)
+    gtk_widget_remove_tick_callback (GTK_WIDGET (self), self->grow_id);
+  self->grow_id = 0;
+  g_clear_handle_id (&self->startup_timeout_id, g_source_remove);
+  if (self->after_paint_id != 0 && gtk_widget_get_frame_clock (GTK_WIDGET (self)) != NULL)
+    g_signal_handler_disconnect (gtk_widget_get_frame_clock (GTK_WIDGET (self)),
+                                 self->after_paint_id);
+  self->after_paint_id = 0;
+  self->starting = FALSE;
   if (self->machine_signals != NULL)
     g_signal_group_set_target (self->machine_signals, NULL);
   g_clear_object (&self->machine_signals);
@@ -919,6 +1118,7 @@ vireo_window_dispose (GObject *object)
   gtk_widget_dispose_template (GTK_WIDGET (self), VIREO_TYPE_WINDOW);
   g_clear_pointer (&self->views, g_hash_table_unref);
   g_clear_object (&self->selection);
+  g_clear_object (&self->slice);
   g_clear_object (&self->filter_model);
   g_clear_object (&self->filter);
   g_clear_object (&self->library);
@@ -1027,8 +1227,14 @@ vireo_window_class_init (VireoWindowClass *klass)
 static void
 vireo_window_init (VireoWindow *self)
 {
-  gtk_widget_init_template (GTK_WIDGET (self));
+  static const GActionEntry actions[] = {
+    { "show-help-overlay", show_help_overlay },
+  };
 
+  gtk_widget_init_template (GTK_WIDGET (self));
+  g_action_map_add_action_entries (G_ACTION_MAP (self), actions, G_N_ELEMENTS (actions), self);
+
+  self->starting = TRUE;
   self->views = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
   self->machine_signals = g_signal_group_new (VIREO_TYPE_MACHINE);
   g_signal_group_connect_swapped (self->machine_signals, "notify::state",
