@@ -9,7 +9,6 @@
 #include <linux/kvm.h>
 #include <string.h>
 #include <sys/ioctl.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include "boot/boot.h"

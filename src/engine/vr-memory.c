@@ -123,7 +123,6 @@ vr_memory_free (VrMemory *mem)
 uint64_t vr_memory_get_size (VrMemory *mem) { return mem->size; }
 uint64_t vr_memory_low_size (VrMemory *mem) { return mem->low_size; }
 uint64_t vr_memory_high_size (VrMemory *mem) { return mem->high_size; }
-int vr_memory_get_fd (VrMemory *mem) { return mem->fd; }
 
 void *
 vr_memory_translate (VrMemory *mem,

@@ -52,7 +52,6 @@ void      vr_memory_free         (VrMemory      *mem);
 uint64_t  vr_memory_get_size     (VrMemory      *mem);
 uint64_t  vr_memory_low_size     (VrMemory      *mem);
 uint64_t  vr_memory_high_size    (VrMemory      *mem);
-int       vr_memory_get_fd       (VrMemory      *mem);
 /* Host address of guest-physical [gpa, gpa + len), or NULL when not entirely RAM. */
 void     *vr_memory_translate    (VrMemory      *mem,
                                   uint64_t       gpa,
