@@ -113,6 +113,17 @@ on_event (VrMachine     *machine,
     case VR_EVENT_SNAPSHOT_REQUESTED:
       save_snapshot (run);
       break;
+    case VR_EVENT_BOOT_FAILED:
+      g_printerr ("vireo-run: the firmware found nothing to boot: %s\n",
+                  event->message ? event->message : "No bootable device.");
+      break;
+    case VR_EVENT_CDROM_CHANGED:
+      {
+        g_autofree char *medium = vr_machine_get_cdrom (machine);
+
+        g_printerr ("vireo-run: CD-ROM: %s\n", medium ? medium : "no disc (ejected)");
+      }
+      break;
     case VR_EVENT_STATE_CHANGED:
     default:
       break;
@@ -318,6 +329,38 @@ parse_disk (const char    *text,
   return true;
 }
 
+/* "cd,disk" → { CDROM, DISK, END }. */
+static bool
+parse_boot_order (const char    *text,
+                  VrBootDevice  *order,
+                  GError       **error)
+{
+  g_auto (GStrv) words = g_strsplit (text, ",", -1);
+  guint n = g_strv_length (words);
+
+  if (n == 0 || n >= VR_MAX_BOOT_DEVICES)
+    {
+      g_set_error (error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE,
+                   "--boot %s: give cd, disk, or both in order (cd,disk)", text);
+      return false;
+    }
+  for (guint i = 0; i < n; i++)
+    {
+      if (g_str_equal (words[i], "cd") || g_str_equal (words[i], "cdrom"))
+        order[i] = VR_BOOT_DEVICE_CDROM;
+      else if (g_str_equal (words[i], "disk"))
+        order[i] = VR_BOOT_DEVICE_DISK;
+      else
+        {
+          g_set_error (error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE,
+                       "--boot %s: “%s” is not cd or disk", text, words[i]);
+          return false;
+        }
+    }
+  order[n] = VR_BOOT_DEVICE_END;
+  return true;
+}
+
 int
 main (int   argc,
       char *argv[])
@@ -325,6 +368,7 @@ main (int   argc,
   g_autofree char *kernel = NULL, *initrd = NULL, *append = NULL, *memory = NULL;
   g_autofree char *serial = NULL, *cpuid_mask = NULL, *console = NULL, *display = NULL;
   g_autofree char *snapshot_save = NULL, *restore = NULL;
+  g_autofree char *firmware = NULL, *cdrom = NULL, *boot = NULL, *vga_rom = NULL;
   g_auto (GStrv) disks = NULL, nets = NULL;
   gboolean prefault = FALSE, io_stats = FALSE;
   int cpus = 1, timeout = 0;
@@ -341,6 +385,17 @@ main (int   argc,
       "With --restore: read the whole memory file in the background", NULL },
     { "kernel", 'k', 0, G_OPTION_ARG_FILENAME, &kernel,
       "Kernel to boot: a Linux bzImage, a PVH ELF or a Multiboot kernel", "FILE" },
+    { "firmware", 0, 0, G_OPTION_ARG_FILENAME, &firmware,
+      "Boot through PC firmware instead of a kernel: SeaBIOS from Debian's seabios package "
+      "(" VR_SEABIOS_DEFAULT_PATH "), or a firmware image", "seabios|FILE" },
+    { "vga-rom", 0, 0, G_OPTION_ARG_FILENAME, &vga_rom,
+      "With --firmware: the display's option ROM (default " VR_SEABIOS_VGA_ROM_PATH ")",
+      "FILE" },
+    { "cdrom", 0, 0, G_OPTION_ARG_FILENAME, &cdrom,
+      "A CD-ROM drive (virtio-scsi) holding an ISO image; “empty” for an empty drive",
+      "FILE|empty" },
+    { "boot", 0, 0, G_OPTION_ARG_STRING, &boot,
+      "With --firmware: what to boot, in order (default cd,disk)", "cd|disk|cd,disk|disk,cd" },
     { "initrd", 'i', 0, G_OPTION_ARG_FILENAME, &initrd, "Initial ramdisk (or module)", "FILE" },
     { "append", 'a', 0, G_OPTION_ARG_STRING, &append, "Kernel command line", "STR" },
     { "memory", 'm', 0, G_OPTION_ARG_STRING, &memory, "Guest memory (default 256M)", "SIZE" },
@@ -417,9 +472,9 @@ main (int   argc,
       g_printerr ("vireo-run: unexpected argument “%s”\n", argv[1]);
       return EXIT_ENGINE_ERROR;
     }
-  if (kernel == NULL)
+  if (kernel == NULL && firmware == NULL)
     {
-      g_printerr ("vireo-run: --kernel is required\nTry “vireo-run --help”.\n");
+      g_printerr ("vireo-run: --kernel or --firmware is required\nTry “vireo-run --help”.\n");
       return EXIT_ENGINE_ERROR;
     }
   if (timeout < 0)
@@ -430,8 +485,26 @@ main (int   argc,
 
   vr_machine_config_init (&config);
   /* The machine is named after its kernel (a window's title, log lines). */
-  config.name = g_path_get_basename (kernel);
+  config.name = g_path_get_basename (kernel ? kernel : cdrom && !g_str_equal (cdrom, "empty")
+                                                      ? cdrom : disks && disks[0] ? disks[0]
+                                                      : "firmware");
   config.kernel = g_steal_pointer (&kernel);
+  if (firmware)
+    config.firmware = g_str_equal (firmware, "seabios") ? g_strdup (VR_SEABIOS_DEFAULT_PATH)
+                                                         : g_steal_pointer (&firmware);
+  config.vga_rom = g_steal_pointer (&vga_rom);
+  if (cdrom)
+    {
+      config.cdrom_drive = true;
+      if (!g_str_equal (cdrom, "empty"))
+        config.cdrom = g_steal_pointer (&cdrom);
+    }
+  if (boot && !parse_boot_order (boot, config.boot_order, &error))
+    {
+      g_printerr ("vireo-run: %s\n", error->message);
+      vr_machine_config_clear (&config);
+      return EXIT_ENGINE_ERROR;
+    }
   config.initrd = g_steal_pointer (&initrd);
   config.cmdline = g_steal_pointer (&append);
   config.cpuid_mask = g_steal_pointer (&cpuid_mask);

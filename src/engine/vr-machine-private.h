@@ -21,6 +21,9 @@ void vr_machine_request_power_off  (VrMachine  *machine);
 void vr_machine_request_debug_exit (VrMachine  *machine,
                                     uint32_t    value);
 /* A device met a guest error worth one log line (rate-limited by the caller). */
+/* A line the firmware wrote to its debug console (port 0x402). Any thread. */
+void vr_machine_firmware_line      (VrMachine  *machine,
+                                    const char *line);
 void vr_machine_log_guest_error    (VrMachine  *machine,
                                     const char *device,
                                     const char *format,

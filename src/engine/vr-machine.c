@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "boot/boot.h"
+#include "boot/firmware.h"
 #include "hw/hw.h"
 #include "hw/bochs-display.h"
 #include "hw/pci.h"
@@ -51,6 +52,11 @@
  * reset through their ops (the CMOS NVRAM survives, as on a PC).
  */
 
+/* With firmware: the PIIX functions' slot, then the rest. */
+#define FIRMWARE_CHIPSET_SLOT      1
+#define FIRMWARE_FIRST_SLOT        2
+#define FIRMWARE_BOOT_FAIL_WAIT_MS 5000
+
 #define KVM_TSS_ADDR          0xfffbd000ull
 #define KVM_IDENTITY_MAP_ADDR 0xfffbc000ull
 
@@ -76,6 +82,10 @@ struct _VrMachine
 
   VrMemory     *memory;
   VrBootImage  *boot;           /* NULL when the config names no kernel */
+  VrFirmware   *firmware;       /* NULL when the config names no firmware */
+  VrDevice     *cdrom;          /* the virtio-scsi CD-ROM drive, NULL without one */
+  unsigned      cdrom_slot;
+  unsigned      disk_slots[VR_MAX_DISKS];
   GBytes       *acpi_tables;
   VrBus        *pio;
   VrBus        *mmio;
@@ -157,6 +167,9 @@ vr_machine_config_clear (VrMachineConfig *config)
   config->n_disks = 0;
   g_clear_pointer (&config->nics, g_strfreev);
   g_clear_pointer (&config->console_path, g_free);
+  g_clear_pointer (&config->firmware, g_free);
+  g_clear_pointer (&config->vga_rom, g_free);
+  g_clear_pointer (&config->cdrom, g_free);
 }
 
 static void
@@ -180,6 +193,9 @@ config_copy (VrMachineConfig       *dst,
     }
   dst->nics = g_strdupv (src->nics);
   dst->console_path = g_strdup (src->console_path);
+  dst->firmware = g_strdup (src->firmware);
+  dst->vga_rom = g_strdup (src->vga_rom);
+  dst->cdrom = g_strdup (src->cdrom);
 }
 
 bool
@@ -480,6 +496,18 @@ vr_machine_request_debug_exit (VrMachine *self,
 }
 
 void
+vr_machine_firmware_line (VrMachine  *self,
+                          const char *line)
+{
+  /* SeaBIOS: "No bootable device." or "No bootable device.  Retrying in 5 seconds." */
+  if (self->firmware && g_str_has_prefix (line, "No bootable device"))
+    {
+      g_message ("%s: the firmware found nothing to boot: %s", self->config.name, line);
+      emit_event (self, VR_EVENT_BOOT_FAILED, line);
+    }
+}
+
+void
 vr_machine_log_guest_error (VrMachine  *self,
                             const char *device,
                             const char *format,
@@ -584,6 +612,12 @@ create_vm (VrMachine  *self,
   if (restoring)
     return true;
 
+  if (self->firmware)
+    {
+      /* The vCPUs start at the reset vector, in the ROM: the firmware does the rest. */
+      vr_firmware_load_low (self->firmware, self->memory);
+      return true;
+    }
   vr_memory_write (self->memory, VR_ACPI_TABLES_ADDR,
                    g_bytes_get_data (self->acpi_tables, NULL),
                    g_bytes_get_size (self->acpi_tables));
@@ -659,10 +693,11 @@ boot (VrMachine  *self,
       bool        cold,
       GError    **error)
 {
-  if (self->boot == NULL)
+  if (self->boot == NULL && self->firmware == NULL)
     {
       g_set_error (error, VR_ERROR, VR_ERROR_INVALID_CONFIG,
-                   "The machine “%s” has nothing to boot: give it a kernel", self->config.name);
+                   "The machine “%s” has nothing to boot: give it a kernel or firmware",
+                   self->config.name);
       return false;
     }
   stop_vcpus (self);
@@ -904,6 +939,20 @@ check_config (const VrMachineConfig  *config,
                    VR_MAX_NICS);
       return false;
     }
+  for (unsigned i = 0; i < VR_MAX_BOOT_DEVICES && config->boot_order[i] != VR_BOOT_DEVICE_END;
+       i++)
+    if (config->boot_order[i] != VR_BOOT_DEVICE_CDROM
+        && config->boot_order[i] != VR_BOOT_DEVICE_DISK)
+      {
+        g_set_error (error, VR_ERROR, VR_ERROR_INVALID_CONFIG,
+                     "Boot device %u is not a CD-ROM or a disk", i + 1);
+        return false;
+      }
+  if (config->firmware != NULL && *config->firmware == '\0')
+    {
+      g_set_error (error, VR_ERROR, VR_ERROR_INVALID_CONFIG, "The firmware needs a path");
+      return false;
+    }
   for (unsigned i = 0; i < config->n_disks; i++)
     if (config->disks[i].path == NULL || !*config->disks[i].path)
       {
@@ -954,7 +1003,7 @@ create_virtio_devices (VrMachine  *self,
 {
   VrVirtioHost host;
 
-  self->next_slot = 1;
+  self->next_slot = self->firmware ? FIRMWARE_FIRST_SLOT : 1;
   for (unsigned i = 0; i < self->config.n_disks; i++)
     {
       const VrDiskConfig *dc = &self->config.disks[i];
@@ -971,6 +1020,7 @@ create_virtio_devices (VrMachine  *self,
         }
       if (!add_device (self, vr_virtio_blk_new (&host, disk, dc->serial, error)))
         return false;
+      self->disk_slots[i] = host.slot;
       g_ptr_array_add (self->disks, disk);
       g_ptr_array_add (self->blk_devices, g_ptr_array_index (self->devices,
                                                              self->devices->len - 1));
@@ -1034,6 +1084,7 @@ static bool
 create_display (VrMachine  *self,
                 GError    **error)
 {
+  g_autoptr (GBytes) rom = NULL;
   VrVirtioHost host;
 
   if (self->config.display == VR_DISPLAY_DEVICE_NONE)
@@ -1046,16 +1097,32 @@ create_display (VrMachine  *self,
           || !add_device (self, vr_virtio_gpu_new (&host, self->display, error)))
         return false;
     }
+  /* The firmware's screen: SeaBIOS runs the display's option ROM (SeaVGABIOS for the
+   * bochs-display). Without it the firmware still boots, only silently. */
+  if (self->firmware)
+    {
+      const char *path = self->config.vga_rom ? self->config.vga_rom : VR_SEABIOS_VGA_ROM_PATH;
+      g_autoptr (GError) local_error = NULL;
+      char *data;
+      gsize len;
+
+      if (g_file_get_contents (path, &data, &len, &local_error))
+        rom = g_bytes_new_take (data, len);
+      else
+        g_message ("%s: no option ROM for the display, the firmware shows nothing: %s",
+                   self->config.name, local_error->message);
+    }
   if (!virtio_host (self, &host, error)
       || !add_device (self, (self->bochs = vr_bochs_display_new (self->pci_host, self->memory,
                                                                  self->display, self,
                                                                  host.slot, BOCHS_FB_ADDR,
-                                                                 BOCHS_MMIO_ADDR, error))))
+                                                                 BOCHS_MMIO_ADDR, rom,
+                                                                 error))))
     return false;
 
   /* A directly booted Linux finds the framebuffer through screen_info (simplefb), already
    * switched on. */
-  if (self->boot && vr_boot_image_get_protocol (self->boot) == VR_BOOT_LINUX)
+  if (self->boot && !self->firmware && vr_boot_image_get_protocol (self->boot) == VR_BOOT_LINUX)
     {
       VrBootFramebuffer fb = {
         .addr = BOCHS_FB_ADDR,
@@ -1071,13 +1138,104 @@ create_display (VrMachine  *self,
   return true;
 }
 
+/* What the firmware reads through fw_cfg besides the basics (see QEMU's
+ * docs/specs/fw_cfg.rst and SeaBIOS's src/fw/paravirt.c). */
+static void
+add_firmware_files (VrMachine *self,
+                    VrDevice  *fw_cfg)
+{
+  g_autoptr (GString) order = g_string_new (NULL);
+  const VrBootDevice *boot = self->config.boot_order;
+  static const VrBootDevice default_order[] = { VR_BOOT_DEVICE_CDROM, VR_BOOT_DEVICE_DISK,
+                                                VR_BOOT_DEVICE_END };
+  uint8_t e820[2][20] = { { 0 } };
+  unsigned n_e820 = 0;
+  uint64_t low = vr_memory_low_size (self->memory), high = vr_memory_high_size (self->memory);
+  uint64_t reserved_end = VR_4GIB + high;
+  uint32_t boot_fail_wait = GUINT32_TO_LE (FIRMWARE_BOOT_FAIL_WAIT_MS);
+  uint16_t no = 0;
+
+  if (boot[0] == VR_BOOT_DEVICE_END)
+    boot = default_order;
+
+  /* The boot order as OpenFirmware device paths, one per line, as QEMU writes them; SeaBIOS
+   * matches each device it finds against them by prefix, with wildcards for the node names
+   * (the PCI slot of a virtio-blk disk; the slot, channel 0 and target 0, LUN 0 of the SCSI
+   * CD-ROM). Devices not listed still boot, after these. */
+  for (unsigned i = 0; i < VR_MAX_BOOT_DEVICES && boot[i] != VR_BOOT_DEVICE_END; i++)
+    {
+      if (boot[i] == VR_BOOT_DEVICE_CDROM && self->cdrom)
+        g_string_append_printf (order, "/pci@i0cf8/scsi@%x/channel@0/disk@0,0\n",
+                                self->cdrom_slot);
+      else if (boot[i] == VR_BOOT_DEVICE_DISK)
+        for (unsigned d = 0; d < self->config.n_disks; d++)
+          g_string_append_printf (order, "/pci@i0cf8/scsi@%x/disk@0,0\n", self->disk_slots[d]);
+    }
+  vr_fw_cfg_add_file (fw_cfg, "bootorder", order->str, order->len + 1);
+
+  /* RAM only: the firmware adds its own reservations (EBDA, BIOS area). */
+  if (low)
+    {
+      uint64_t v[2] = { GUINT64_TO_LE (0), GUINT64_TO_LE (low) };
+      uint32_t type = GUINT32_TO_LE (VR_E820_RAM);
+
+      memcpy (e820[n_e820], v, 16);
+      memcpy (e820[n_e820++] + 16, &type, 4);
+    }
+  if (high)
+    {
+      uint64_t v[2] = { GUINT64_TO_LE (VR_4GIB), GUINT64_TO_LE (high) };
+      uint32_t type = GUINT32_TO_LE (VR_E820_RAM);
+
+      memcpy (e820[n_e820], v, 16);
+      memcpy (e820[n_e820++] + 16, &type, 4);
+    }
+  vr_fw_cfg_add_file (fw_cfg, "etc/e820", e820, 20 * n_e820);
+
+  /* 64-bit PCI BARs go above RAM, on a 1 GiB boundary. */
+  reserved_end = GUINT64_TO_LE ((reserved_end + (1ull << 30) - 1) & ~((1ull << 30) - 1));
+  vr_fw_cfg_add_file (fw_cfg, "etc/reserved-memory-end", &reserved_end, sizeof reserved_end);
+  /* "No bootable device. Retrying in 5 seconds." rather than waiting a minute. */
+  vr_fw_cfg_add_file (fw_cfg, "etc/boot-fail-wait", &boot_fail_wait, sizeof boot_fail_wait);
+  /* No "Press ESC for boot menu" pause, as on QEMU by default. */
+  vr_fw_cfg_add_file (fw_cfg, "etc/show-boot-menu", &no, sizeof no);
+}
+
+/* The CMOS bytes SeaBIOS (as the PC BIOSes before it) reads besides the memory sizes: the
+ * boot order by device class (0x3d: first and second, 0x38 high nibble: third; 2 = hard
+ * disk, 3 = CD-ROM; bit 0 of 0x38: no floppy signature check) and the vCPU count - 1. */
+static void
+set_firmware_nvram (VrMachine *self,
+                    VrDevice  *rtc)
+{
+  uint8_t classes[3] = { 0 };
+  unsigned n = 0;
+
+  for (unsigned i = 0; i < VR_MAX_BOOT_DEVICES && n < 3; i++)
+    {
+      VrBootDevice d = self->config.boot_order[i];
+
+      if (d == VR_BOOT_DEVICE_END)
+        break;
+      classes[n++] = d == VR_BOOT_DEVICE_CDROM ? 3 : 2;
+    }
+  if (n == 0)
+    {
+      classes[0] = 3;
+      classes[1] = 2;
+    }
+  vr_rtc_set_nvram (rtc, 0x3d, (uint8_t) (classes[0] | (classes[1] << 4)));
+  vr_rtc_set_nvram (rtc, 0x38, (uint8_t) ((classes[2] << 4) | 0x01));
+  vr_rtc_set_nvram (rtc, 0x5f, (uint8_t) (self->config.cpus - 1));
+}
+
 static bool
 create_devices (VrMachine  *self,
                 GError    **error)
 {
   GMainContext *io = vr_iothread_get_context (self->iothread);
   VrAcpiConfig acpi = { .ncpus = self->config.cpus };
-  VrDevice *fw_cfg, *pci;
+  VrDevice *fw_cfg, *pci, *rtc;
   uint64_t ram = self->config.memory;
   uint16_t cpus = (uint16_t) self->config.cpus;
 
@@ -1091,7 +1249,7 @@ create_devices (VrMachine  *self,
   if (!add_device (self, vr_serial_new (self->pio, VR_COM1_BASE, self->irq, VR_COM1_IRQ,
                                         self->serial_chr, io, error))
       || !add_device (self, (self->i8042 = vr_i8042_new (self->pio, self->irq, self, error)))
-      || !add_device (self, vr_rtc_new (self->pio, self->irq, self->memory, io, error))
+      || !add_device (self, (rtc = vr_rtc_new (self->pio, self->irq, self->memory, io, error)))
       || !add_device (self, vr_debug_exit_new (self->pio, self, error))
       || !add_device (self, (self->pci_host = pci = vr_pci_host_new (self->pio, self, error)))
       || !vr_pci_host_attach_mmio (pci, self->mmio, VR_MMIO_HOLE_START,
@@ -1101,6 +1259,14 @@ create_devices (VrMachine  *self,
       || !add_device (self, (fw_cfg = vr_fw_cfg_new (self->pio, self->memory, error))))
     return false;
 
+  if (self->firmware)
+    {
+      /* The PC chipset SeaBIOS looks for: QEMU's subsystem ID on the host bridge, the
+       * PIIX3/PIIX4 functions in slot 1. */
+      vr_pci_host_set_bridge_subsystem (pci, 0x1af4, 0x1100);
+      if (!add_device (self, vr_piix_new (pci, FIRMWARE_CHIPSET_SLOT, error)))
+        return false;
+    }
   if (!create_virtio_devices (self, error) || !create_display (self, error))
     return false;
   if (!vr_bus_register (self->pio, VR_SNAPSHOT_PORT, 1, snapshot_port_io, self, "snapshot",
@@ -1110,6 +1276,11 @@ create_devices (VrMachine  *self,
   vr_fw_cfg_add_item (fw_cfg, 0x03, &ram, sizeof ram);    /* FW_CFG_RAM_SIZE */
   vr_fw_cfg_add_item (fw_cfg, 0x05, &cpus, sizeof cpus);  /* FW_CFG_NB_CPUS */
   vr_fw_cfg_add_item (fw_cfg, 0x0f, &cpus, sizeof cpus);  /* FW_CFG_MAX_CPUS */
+  if (self->firmware)
+    {
+      add_firmware_files (self, fw_cfg);
+      set_firmware_nvram (self, rtc);
+    }
 
   self->acpi_tables = vr_acpi_build (&acpi, VR_ACPI_TABLES_ADDR);
   if (g_bytes_get_size (self->acpi_tables) > VR_ACPI_TABLES_SIZE)
@@ -1165,6 +1336,12 @@ vr_machine_new (const VrMachineConfig  *config,
       self->boot = vr_boot_image_new (self->config.kernel, self->config.initrd,
                                       self->config.memory, error);
       if (self->boot == NULL)
+        goto fail;
+    }
+  if (self->config.firmware != NULL)
+    {
+      self->firmware = vr_firmware_new (self->config.firmware, error);
+      if (self->firmware == NULL || !vr_firmware_map (self->firmware, self->memory, error))
         goto fail;
     }
   self->iothread = vr_iothread_new ("vireo-io");
@@ -2296,6 +2473,7 @@ machine_finalize (VrMachine *self)
   g_clear_pointer (&self->console_chr, vr_chardev_free);
   g_clear_pointer (&self->acpi_tables, g_bytes_unref);
   g_clear_pointer (&self->boot, vr_boot_image_free);
+  g_clear_pointer (&self->firmware, vr_firmware_free);  /* before the memory it is mapped in */
   g_clear_pointer (&self->memory, vr_memory_free);
   g_clear_pointer (&self->cpuid, g_free);
   if (self->kvm_fd >= 0)
@@ -2399,6 +2577,32 @@ vr_machine_input_get_routing (VrMachine      *self,
   g_return_if_fail (self != NULL);
   g_return_if_fail (routing != NULL);
   vr_input_get_routing (self->input, routing);
+}
+
+bool
+vr_machine_change_cdrom (VrMachine   *self,
+                         const char  *path,
+                         GError     **error)
+{
+  g_return_val_if_fail (self != NULL, false);
+
+  if (self->cdrom == NULL)
+    {
+      g_set_error (error, VR_ERROR, VR_ERROR_INVALID_CONFIG,
+                   "The machine “%s” has no CD-ROM drive", self->config.name);
+      return false;
+    }
+  return false; /* CDROM-WIRING */
+}
+
+char *
+vr_machine_get_cdrom (VrMachine *self)
+{
+  g_return_val_if_fail (self != NULL, NULL);
+
+  if (self->cdrom == NULL)
+    return NULL;
+  return NULL; /* CDROM-WIRING */
 }
 
 const char *

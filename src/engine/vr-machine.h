@@ -66,6 +66,20 @@ typedef enum
 #define VR_MAX_DISKS 16
 #define VR_MAX_NICS  8
 
+/* What the firmware tries to boot, in order (VrMachineConfig.boot_order). */
+typedef enum
+{
+  VR_BOOT_DEVICE_END,        /* terminates the list */
+  VR_BOOT_DEVICE_CDROM,      /* the CD-ROM drive (config.cdrom) */
+  VR_BOOT_DEVICE_DISK,       /* the virtio-blk disks, first to last */
+} VrBootDevice;
+
+#define VR_MAX_BOOT_DEVICES 4
+
+/* The firmware the machine boots through (instead of a kernel loaded by the engine). */
+#define VR_SEABIOS_DEFAULT_PATH  "/usr/share/seabios/bios.bin"
+#define VR_SEABIOS_VGA_ROM_PATH  "/usr/share/seabios/vgabios-bochs-display.bin"
+
 typedef struct
 {
   char            *name;
@@ -95,6 +109,23 @@ typedef struct
   VrSerialBackend  console;      /* virtio-console; VR_SERIAL_NONE: no console device */
   char            *console_path; /* for VR_SERIAL_FILE */
   VrDisplayDevice  display;      /* default VR_DISPLAY_DEVICE_NONE */
+
+  /*
+   * PC firmware (SeaBIOS): a path to its image (VR_SEABIOS_DEFAULT_PATH for Debian's
+   * package), or NULL to boot @kernel directly. With firmware the machine gets the PC
+   * chipset SeaBIOS expects and boots what @boot_order names; @kernel, when also set, is
+   * handed to the firmware through fw_cfg. The display's option ROM is read from
+   * @vga_rom (NULL: VR_SEABIOS_VGA_ROM_PATH next to Debian's SeaBIOS; a missing ROM only
+   * costs the firmware's screen output).
+   */
+  char            *firmware;
+  char            *vga_rom;
+  /* A CD-ROM drive (virtio-scsi, target 0 LUN 0) holding this ISO image; NULL: no drive.
+   * An empty drive: set @cdrom_drive with @cdrom NULL. */
+  char            *cdrom;
+  bool             cdrom_drive;
+  VrBootDevice     boot_order[VR_MAX_BOOT_DEVICES];  /* VR_BOOT_DEVICE_END-terminated;
+                                                      * all END: CD-ROM, then disks */
 } VrMachineConfig;
 
 #define VR_MAX_CPUS      64
@@ -130,6 +161,9 @@ typedef enum
   VR_EVENT_RESET,
   VR_EVENT_GUEST_ERROR,
   VR_EVENT_SNAPSHOT_REQUESTED, /* the guest asked for a snapshot (VR_SNAPSHOT_PORT) */
+  VR_EVENT_BOOT_FAILED,        /* the firmware found nothing to boot (message: its words);
+                                * it retries after a while, as a PC does */
+  VR_EVENT_CDROM_CHANGED,      /* the medium changed (the guest ejected it, or a call) */
 } VrEventType;
 
 typedef struct
@@ -288,6 +322,20 @@ typedef struct
  * reset, a reboot): ask again before choosing absolute or relative pointer mode. */
 void            vr_machine_input_get_routing (VrMachine             *machine,
                                               VrInputRouting        *routing);
+/*
+ * The CD-ROM drive (config.cdrom or cdrom_drive). Puts @path (an ISO image, opened read-only)
+ * in the drive, replacing what is there; NULL ejects. The guest sees a media change (a UNIT
+ * ATTENTION) as with a real drive. Fails with VR_ERROR_INVALID_CONFIG when the machine has
+ * no drive, and with VR_ERROR_IO when @path cannot be opened (the old medium stays).
+ * Any thread, any state.
+ */
+bool            vr_machine_change_cdrom     (VrMachine              *machine,
+                                             const char             *path,
+                                             GError                **error);
+/* The ISO image in the drive now (a copy; g_free it), or NULL when empty or no drive. The
+ * guest may have ejected it itself (START STOP UNIT). */
+char           *vr_machine_get_cdrom        (VrMachine              *machine);
+
 /* The virtio console's pty path with console VR_SERIAL_PTY, else NULL. */
 const char     *vr_machine_get_console_pty  (VrMachine              *machine);
 

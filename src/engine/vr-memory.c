@@ -19,6 +19,7 @@ typedef struct
 {
   bool      used;
   bool      log_dirty;
+  bool      readonly;  /* guest writes exit to the MMIO bus (a ROM) */
   bool      in_vm;     /* KVM has it at @gpa */
   void     *host;
   uint64_t  size;
@@ -220,7 +221,8 @@ extra_slot_apply (VrMemory  *mem,
     }
   if (!s->used || s->gpa == VR_MEMORY_UNMAPPED)
     return true;
-  r.flags = s->log_dirty ? KVM_MEM_LOG_DIRTY_PAGES : 0;
+  r.flags = (s->log_dirty ? KVM_MEM_LOG_DIRTY_PAGES : 0)
+            | (s->readonly ? KVM_MEM_READONLY : 0);
   r.guest_phys_addr = s->gpa;
   r.memory_size = s->size;
   r.userspace_addr = (uintptr_t) s->host;
@@ -236,10 +238,10 @@ extra_slot_apply (VrMemory  *mem,
 }
 
 int
-vr_memory_add_slot (VrMemory *mem,
-                    void     *host,
-                    uint64_t  size,
-                    bool      log_dirty)
+vr_memory_add_slot (VrMemory          *mem,
+                    void              *host,
+                    uint64_t           size,
+                    VrMemorySlotFlags  flags)
 {
   int id = -1;
 
@@ -252,7 +254,8 @@ vr_memory_add_slot (VrMemory *mem,
     if (!mem->extra[i].used)
       {
         mem->extra[i] = (ExtraSlot) {
-          .used = true, .log_dirty = log_dirty, .host = host, .size = size,
+          .used = true, .log_dirty = (flags & VR_MEMORY_SLOT_LOG_DIRTY) != 0,
+          .readonly = (flags & VR_MEMORY_SLOT_READONLY) != 0, .host = host, .size = size,
           .gpa = VR_MEMORY_UNMAPPED,
         };
         id = i;

@@ -95,13 +95,21 @@ bool      vr_memory_map_into_vm  (VrMemory      *mem,
 #define VR_MEMORY_MAX_EXTRA_SLOTS 8
 #define VR_MEMORY_UNMAPPED        G_MAXUINT64
 
+typedef enum
+{
+  VR_MEMORY_SLOT_LOG_DIRTY = 1 << 0,  /* KVM keeps a dirty bitmap (vr_memory_get_dirty_log) */
+  VR_MEMORY_SLOT_READONLY  = 1 << 1,  /* a ROM: guest reads hit memory, writes exit to the
+                                       * MMIO bus (KVM_MEM_READONLY), where nothing claims
+                                       * them */
+} VrMemorySlotFlags;
+
 /* Registers @size bytes at @host (page-aligned, a multiple of 4 KiB, kept alive by the
  * caller until vr_memory_remove_slot()) as an extra slot, initially unmapped. Returns its
  * id, or -1 when every extra slot is taken. */
-int       vr_memory_add_slot         (VrMemory      *mem,
-                                      void          *host,
-                                      uint64_t       size,
-                                      bool           log_dirty);
+int       vr_memory_add_slot         (VrMemory          *mem,
+                                      void              *host,
+                                      uint64_t           size,
+                                      VrMemorySlotFlags  flags);
 void      vr_memory_remove_slot      (VrMemory      *mem,
                                       int            id);
 /* Maps the slot at guest-physical @gpa (page-aligned), or unmaps it with

@@ -120,7 +120,7 @@ unit_setup (Unit *u, gconstpointer data)
   g_assert_no_error (error);
   g_assert_true (vr_pci_host_attach_mmio (u->host, u->mmio, 0xc0000000u, 0x3ec00000u, &error));
   u->bochs = vr_bochs_display_new (u->host, u->memory, u->display, NULL, SLOT, FB_ADDR,
-                                   MMIO_ADDR, &error);
+                                   MMIO_ADDR, NULL, &error);
   g_assert_no_error (error);
   /* As a machine does when it creates the VM: the BARs come up decoded. */
   vr_device_reset (u->host);

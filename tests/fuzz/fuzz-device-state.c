@@ -91,7 +91,7 @@ world (void)
   host.slot = 6;
   add (w, vr_virtio_console_new (&host, NULL, NULL));
   add (w, vr_bochs_display_new (pci, w->mem, w->display, NULL, 7, MMIO_BASE,
-                                MMIO_BASE + VR_BOCHS_FB_SIZE, NULL));
+                                MMIO_BASE + VR_BOCHS_FB_SIZE, NULL, NULL));
   /* The host last: its state covers every function plugged above. */
   add (w, pci);
   return w;

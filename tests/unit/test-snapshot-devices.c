@@ -972,7 +972,7 @@ new_bochs (Fixture *f, Side *s)
 {
   g_autoptr (GError) error = NULL;
   VrDevice *dev = vr_bochs_display_new (s->host, f->mem, s->display, NULL, 6, FB_ADDR,
-                                        REGS_ADDR, &error);
+                                        REGS_ADDR, NULL, &error);
 
   g_assert_no_error (error);
   /* As the machine's first reset does: the BARs the card starts with are decoded. */

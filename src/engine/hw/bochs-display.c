@@ -408,6 +408,7 @@ bochs_destroy (VrDevice *dev)
 
   if (self->pci.plugged)
     vr_pci_host_remove_function (self->pci_host, &self->pci);
+  vr_pci_function_clear_rom (&self->pci);
   if (self->display)
     vr_display_remove_source (self->display, VR_DISPLAY_SOURCE_BOCHS);
   if (self->slot >= 0)
@@ -556,6 +557,7 @@ vr_bochs_display_new (VrDevice   *pci_host,
                       unsigned    slot,
                       uint64_t    fb_addr,
                       uint64_t    mmio_addr,
+                      GBytes     *rom,
                       GError    **error)
 {
   VrBochsDisplay *self;
@@ -592,7 +594,8 @@ vr_bochs_display_new (VrDevice   *pci_host,
   vr_display_make_edid (VR_DISPLAY_DEFAULT_WIDTH, VR_DISPLAY_DEFAULT_HEIGHT, self->edid);
   set_mode_registers (self, 0, 0);
 
-  self->slot = vr_memory_add_slot (memory, self->fb, VR_BOCHS_FB_SIZE, true);
+  self->slot = vr_memory_add_slot (memory, self->fb, VR_BOCHS_FB_SIZE,
+                                   VR_MEMORY_SLOT_LOG_DIRTY);
   if (self->slot < 0)
     g_message ("bochs-display: no memory slot left, the framebuffer works through exits");
 
@@ -601,7 +604,9 @@ vr_bochs_display_new (VrDevice   *pci_host,
   if (!vr_pci_function_set_bar (&self->pci, 0, VR_PCI_BAR_MEM32, VR_BOCHS_FB_SIZE, true,
                                 fb_access, self, error)
       || !vr_pci_function_set_bar (&self->pci, 2, VR_PCI_BAR_MEM32, VR_BOCHS_MMIO_SIZE, false,
-                                   mmio_access, self, error))
+                                   mmio_access, self, error)
+      || (rom && !vr_pci_function_set_rom (&self->pci, g_bytes_get_data (rom, NULL),
+                                           g_bytes_get_size (rom), error)))
     goto fail;
   /* Assigned and decoded from the start, as firmware leaves them. */
   vr_pci_set_long (self->pci.config, VR_PCI_BAR0, (uint32_t) fb_addr | 0x8);

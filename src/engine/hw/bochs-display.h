@@ -48,6 +48,7 @@ VrDevice *vr_bochs_display_new           (VrDevice   *pci_host,
                                           unsigned    slot,
                                           uint64_t    fb_addr,
                                           uint64_t    mmio_addr,
+                                          GBytes     *rom,
                                           GError    **error);
 /* Makes every reset turn on @width x @height x 32 (what a direct Linux boot's screen_info
  * promises the kernel); 0 x 0: resets leave the display off, as on real hardware. */

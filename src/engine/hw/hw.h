@@ -52,6 +52,10 @@ VrDevice *vr_rtc_new          (VrBus        *pio,
                                VrMemory     *memory,
                                GMainContext *io_context,
                                GError      **error);
+/* Sets an NVRAM byte (0x0e–0x7f, not the century), e.g. the firmware's boot flags. */
+void      vr_rtc_set_nvram    (VrDevice     *rtc,
+                               unsigned      index,
+                               uint8_t       value);
 
 /* QEMU-compatible isa-debug-exit at 0xf4, 4 bytes. */
 VrDevice *vr_debug_exit_new   (VrBus        *pio,
@@ -62,6 +66,17 @@ VrDevice *vr_debug_exit_new   (VrBus        *pio,
  * 00.0; also the 0xcf9 reset control register. Later issues add PCI devices to it. */
 VrDevice *vr_pci_host_new     (VrBus        *pio,
                                VrMachine    *machine,
+                               GError      **error);
+
+/* Gives the host bridge (00.0) a subsystem ID, before the machine first runs. SeaBIOS
+ * recognises QEMU's platform (and reads fw_cfg) by 1af4:1100 there. */
+void      vr_pci_host_set_bridge_subsystem (VrDevice *host,
+                                            uint16_t  vendor,
+                                            uint16_t  id);
+/* The PIIX3 ISA bridge (SLOT.0) and PIIX4 power management (SLOT.3) functions that PC
+ * firmware expects next to the host bridge (see piix.c). */
+VrDevice *vr_piix_new         (VrDevice     *host,
+                               unsigned      slot,
                                GError      **error);
 
 /* ACPI PM1a event/control blocks, PM timer, GPE0 (fixed power button, S5, SCI on GSI 9). */
@@ -86,6 +101,7 @@ void      vr_fw_cfg_add_file  (VrDevice     *dev,
                                const void   *data,
                                size_t        len);
 
+/* Lines of the firmware's debug console (0x402) also go to vr_machine_firmware_line(). */
 /* Ports the PC has but we give no behaviour: 0x80 POST codes, etc. (reads 0xff / ignored). */
 VrDevice *vr_pc_misc_new      (VrBus        *pio,
                                VrMachine    *machine,

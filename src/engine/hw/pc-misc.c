@@ -70,6 +70,8 @@ debugcon_flush (VrPcMisc *s)
   if (s->line->len > 0)
     {
       g_debug ("guest debug console: %s", s->line->str);
+      if (s->machine)
+        vr_machine_firmware_line (s->machine, s->line->str);
       g_string_truncate (s->line, 0);
     }
 }

@@ -79,6 +79,7 @@ vr_pci_function_init (VrPciFunction          *fn,
 
   for (unsigned i = 0; i < VR_PCI_NUM_BARS; i++)
     fn->bars[i].addr = VR_PCI_BAR_UNMAPPED;
+  fn->rom_addr = VR_PCI_BAR_UNMAPPED;
   fn->ops = ops;
   fn->opaque = opaque;
   fn->next_cap = 0x40;
@@ -156,6 +157,52 @@ vr_pci_function_set_bar (VrPciFunction  *fn,
     .addr = VR_PCI_BAR_UNMAPPED,
   };
   return true;
+}
+
+#define ROM_ENABLE     0x1u
+#define ROM_MIN_SIZE   2048u
+#define ROM_MAX_SIZE   (16u << 20)
+
+bool
+vr_pci_function_set_rom (VrPciFunction  *fn,
+                         const void     *data,
+                         size_t          len,
+                         GError        **error)
+{
+  uint64_t size = ROM_MIN_SIZE;
+
+  g_return_val_if_fail (fn != NULL, false);
+  g_return_val_if_fail (!fn->plugged, false);
+  g_return_val_if_fail (data != NULL || len == 0, false);
+
+  if (len == 0 || len > ROM_MAX_SIZE)
+    {
+      g_set_error (error, VR_ERROR, VR_ERROR_INVALID_CONFIG,
+                   "An expansion ROM of %zu bytes (1 byte to 16 MiB)", len);
+      return false;
+    }
+  while (size < len)
+    size <<= 1;
+  vr_pci_function_clear_rom (fn);
+  fn->rom = g_malloc0 (size);
+  memcpy (fn->rom, data, len);
+  fn->rom_size = size;
+  fn->rom_addr = VR_PCI_BAR_UNMAPPED;
+  vr_pci_set_long (fn->config, VR_PCI_ROM_ADDRESS, 0);
+  vr_pci_set_long (fn->wmask, VR_PCI_ROM_ADDRESS, (uint32_t) ~(size - 1) | ROM_ENABLE);
+  return true;
+}
+
+void
+vr_pci_function_clear_rom (VrPciFunction *fn)
+{
+  g_return_if_fail (fn != NULL);
+  g_return_if_fail (!fn->plugged);
+
+  g_clear_pointer (&fn->rom, g_free);
+  fn->rom_size = 0;
+  fn->rom_addr = VR_PCI_BAR_UNMAPPED;
+  vr_pci_set_long (fn->wmask, VR_PCI_ROM_ADDRESS, 0);
 }
 
 uint8_t
@@ -256,10 +303,28 @@ bar_decoded_address (VrPciHost     *s,
   return VR_PCI_BAR_UNMAPPED;
 }
 
+/* Where @fn's expansion ROM decodes with @config, or VR_PCI_BAR_UNMAPPED. */
+static uint64_t
+rom_decoded_address (VrPciHost     *s,
+                     VrPciFunction *fn,
+                     const uint8_t *config)
+{
+  uint32_t reg = vr_pci_get_long (config, VR_PCI_ROM_ADDRESS);
+  uint64_t a = reg & ~(uint32_t) (fn->rom_size - 1);
+
+  if (fn->rom == NULL || !(reg & ROM_ENABLE)
+      || !(vr_pci_get_word (config, VR_PCI_COMMAND) & VR_PCI_COMMAND_MEMORY) || !s->mmio
+      || a < s->mmio_base || a - s->mmio_base >= s->mmio_size
+      || fn->rom_size > s->mmio_size - (a - s->mmio_base))
+    return VR_PCI_BAR_UNMAPPED;
+  return a;
+}
+
 /* With the lock held for writing. */
 static void
 host_update_bars (VrPciHost *s, VrPciFunction *fn, bool force_off)
 {
+  fn->rom_addr = force_off ? VR_PCI_BAR_UNMAPPED : rom_decoded_address (s, fn, fn->config);
   for (unsigned i = 0; i < VR_PCI_NUM_BARS; i++)
     {
       VrPciBar *bar = &fn->bars[i];
@@ -302,6 +367,13 @@ host_route (VrPciHost *s, VrPciBarType kind, uint64_t addr, uint8_t *data, uint3
             continue;
           if (bar->handler)
             bar->handler (bar->opaque, addr - bar->addr, data, len, is_write);
+          return;
+        }
+      if (kind != VR_PCI_BAR_IO && fn->rom_addr != VR_PCI_BAR_UNMAPPED && addr >= fn->rom_addr
+          && addr - fn->rom_addr < fn->rom_size && len <= fn->rom_size - (addr - fn->rom_addr))
+        {
+          if (!is_write)
+            memcpy (data, fn->rom + (addr - fn->rom_addr), len);
           return;
         }
     }
@@ -356,7 +428,8 @@ fn_config_write (VrPciHost *s, VrPciFunction *fn, unsigned reg, uint32_t len, ui
       uint8_t b = (uint8_t) (val >> (8 * i));
       uint8_t w = fn->wmask[o];
 
-      if (o >= VR_PCI_BAR0 && o < VR_PCI_BAR0 + 4 * VR_PCI_NUM_BARS)
+      if ((o >= VR_PCI_BAR0 && o < VR_PCI_BAR0 + 4 * VR_PCI_NUM_BARS)
+          || (o >= VR_PCI_ROM_ADDRESS && o < VR_PCI_ROM_ADDRESS + 4))
         bars = true;
       fn->config[o] = (uint8_t) ((fn->config[o] & ~w) | (b & w));
       fn->config[o] &= (uint8_t) ~(b & fn->w1cmask[o]);
@@ -756,6 +829,20 @@ static const VrDeviceOps pci_host_ops = {
   .load = pci_host_load,
   .destroy = pci_host_destroy,
 };
+
+void
+vr_pci_host_set_bridge_subsystem (VrDevice *dev,
+                                  uint16_t  vendor,
+                                  uint16_t  id)
+{
+  VrPciHost *s = (VrPciHost *) dev;
+
+  g_rw_lock_writer_lock (&s->lock);
+  vr_pci_set_word (s->bridge.config, VR_PCI_SUBSYSTEM_VENDOR, vendor);
+  vr_pci_set_word (s->bridge.config, VR_PCI_SUBSYSTEM_ID, id);
+  memcpy (s->bridge.reset_config, s->bridge.config, sizeof s->bridge.config);
+  g_rw_lock_writer_unlock (&s->lock);
+}
 
 VrDevice *
 vr_pci_host_new (VrBus      *pio,

@@ -52,6 +52,7 @@ G_BEGIN_DECLS
 #define VR_PCI_BAR0              0x10
 #define VR_PCI_SUBSYSTEM_VENDOR  0x2c
 #define VR_PCI_SUBSYSTEM_ID      0x2e
+#define VR_PCI_ROM_ADDRESS       0x30
 #define VR_PCI_CAPABILITY_LIST   0x34
 #define VR_PCI_INTERRUPT_LINE    0x3c
 #define VR_PCI_INTERRUPT_PIN     0x3d
@@ -108,11 +109,15 @@ struct _VrPciFunction
   VrPciBar                 bars[VR_PCI_NUM_BARS];
   const VrPciFunctionOps  *ops;
   void                    *opaque;
+  /* The expansion ROM (vr_pci_function_set_rom()): @rom_size bytes, a power of two. */
+  uint8_t                 *rom;
+  uint64_t                 rom_size;
 
   /* Host-owned. */
   uint8_t                  reset_config[VR_PCI_CONFIG_SIZE];
   uint8_t                  devfn;
   uint8_t                  next_cap;   /* free config space for capabilities starts here */
+  uint64_t                 rom_addr;   /* decoded ROM address or VR_PCI_BAR_UNMAPPED */
   bool                     plugged;
 };
 
@@ -136,6 +141,14 @@ bool      vr_pci_function_set_bar        (VrPciFunction          *fn,
                                           VrIoHandler             handler,
                                           void                   *opaque,
                                           GError                **error);
+/* Before plugging: an expansion ROM (the ROM BAR at 0x30, e.g. a display's option ROM for
+ * the firmware) holding a copy of @data. Guest reads of the decoded ROM see it; writes are
+ * dropped. Freed with vr_pci_function_clear_rom(). */
+bool      vr_pci_function_set_rom        (VrPciFunction          *fn,
+                                          const void             *data,
+                                          size_t                  len,
+                                          GError                **error);
+void      vr_pci_function_clear_rom      (VrPciFunction          *fn);
 /* Appends a capability (@body is what follows the ID/next bytes, @len bytes); @wmask, when
  * not NULL, gives the guest-writable bits of @body. Returns its offset, or 0 when full. */
 uint8_t   vr_pci_function_add_capability (VrPciFunction          *fn,

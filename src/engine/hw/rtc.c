@@ -634,6 +634,20 @@ static const VrDeviceOps rtc_ops = {
   .destroy = rtc_destroy,
 };
 
+void
+vr_rtc_set_nvram (VrDevice *dev,
+                  unsigned  index,
+                  uint8_t   value)
+{
+  VrRtc *s = (VrRtc *) dev;
+
+  g_return_if_fail (index >= 0x0e && index < sizeof s->cmos && index != REG_CENTURY);
+
+  g_mutex_lock (&s->lock);
+  s->cmos[index] = value;
+  g_mutex_unlock (&s->lock);
+}
+
 VrDevice *
 vr_rtc_new (VrBus        *pio,
             VrIrqChip    *irq,
