@@ -1,8 +1,17 @@
 /* SPDX-License-Identifier: GPL-3.0-or-later */
 /*
- * ACPI tables for a Vireo machine, built in one blob to be copied at guest-physical @base:
+ * ACPI tables for a Vireo machine. One builder makes two files and the script that links
+ * them, the way QEMU hands its tables to the firmware:
  *
- *   RSDP (rev 2) | RSDT | XSDT | FADT (rev 6) | FACS (64-byte aligned) | DSDT | MADT
+ *   rsdp    RSDP (rev 2)
+ *   tables  RSDT | XSDT | FACS (64-byte aligned) | DSDT | FADT (rev 6) | MADT
+ *   script  every pointer (as an offset into `tables`) and every checksum to fix up
+ *
+ * vr_acpi_build_fw_cfg() returns the files with the script encoded as a BIOS linker/loader
+ * script (SeaBIOS's romfile_loader: ALLOCATE, ADD_POINTER, ADD_CHECKSUM, 128 bytes each),
+ * which the firmware runs after placing `rsdp` in the F segment and `tables` in high memory.
+ * vr_acpi_build() runs the same script itself for `rsdp` at @base and `tables` at
+ * @base + TABLES_OFFSET, and returns the result as one blob for directly booted kernels.
  *
  * The DSDT's AML is emitted here byte by byte (no iasl at build time). It holds only Name
  * and Device objects (no methods, so nothing loops):
@@ -50,6 +59,52 @@
 #define BOOT_ARCH_8042      0x0002
 
 #define GAS_SYSTEM_IO       1
+
+/* In the blob of vr_acpi_build(): `tables` starts here, 64-byte aligned like the FACS. */
+#define TABLES_OFFSET       64
+
+/* BIOS linker/loader commands (SeaBIOS src/fw/romfile_loader.h): 128 bytes each, LE. */
+#define LOADER_CMD_SIZE     128
+#define LOADER_FILESZ       56
+#define LOADER_ALLOCATE     1
+#define LOADER_ADD_POINTER  2
+#define LOADER_ADD_CHECKSUM 3
+#define LOADER_ZONE_HIGH    1
+#define LOADER_ZONE_FSEG    2
+#define RSDP_ALIGN          16
+#define TABLES_ALIGN        64
+
+typedef enum
+{
+  FILE_RSDP,
+  FILE_TABLES,
+} FileId;
+
+/* A pointer field in @file at @offset, @size bytes, that holds an offset into `tables`. */
+typedef struct
+{
+  FileId   file;
+  uint32_t offset;
+  uint8_t  size;
+} Pointer;
+
+/* The byte at @offset in @file makes [@start, @start + @length) sum to zero. */
+typedef struct
+{
+  FileId   file;
+  uint32_t offset;
+  uint32_t start;
+  uint32_t length;
+} Checksum;
+
+/* The builder's output: both files, then the fix-ups in the order they must run. */
+typedef struct
+{
+  GByteArray *rsdp;
+  GByteArray *tables;
+  GArray     *pointers;
+  GArray     *checksums;
+} Build;
 
 uint8_t
 vr_acpi_checksum (const void *data,
@@ -150,20 +205,59 @@ table_begin (GByteArray *b, const char *sig, uint8_t revision)
   return start;
 }
 
-/* Patches the length and checksum of the table at @start, @len bytes long. */
+/* Records that the byte at @offset in @file checksums [@start, @start + @length). */
 static void
-table_finish (GByteArray *b, size_t start, size_t len)
+add_checksum (Build *bld, FileId file, size_t offset, size_t start, size_t length)
 {
+  Checksum c = { file, (uint32_t) offset, (uint32_t) start, (uint32_t) length };
+
+  g_array_append_val (bld->checksums, c);
+}
+
+/* Records that the @size bytes at @offset in @file hold an offset into `tables`. */
+static void
+add_pointer (Build *bld, FileId file, size_t offset, uint8_t size)
+{
+  Pointer p = { file, (uint32_t) offset, size };
+
+  g_array_append_val (bld->pointers, p);
+}
+
+/* Appends a pointer to @target (an offset into `tables`) to `tables`. */
+static void
+put_ptr32 (Build *bld, size_t target)
+{
+  add_pointer (bld, FILE_TABLES, bld->tables->len, 4);
+  put32 (bld->tables, (uint32_t) target);
+}
+
+static void
+put_ptr64 (Build *bld, size_t target)
+{
+  add_pointer (bld, FILE_TABLES, bld->tables->len, 8);
+  put64 (bld->tables, target);
+}
+
+/*
+ * Patches the length of the table at @start in `tables`, @len bytes long, and its checksum
+ * (final for a table without pointers; the script recomputes it after relocation).
+ */
+static void
+table_finish (Build *bld, size_t start, size_t len)
+{
+  GByteArray *b = bld->tables;
+
   set32 (b, start + 4, (uint32_t) len);
   b->data[start + 9] = 0;
   b->data[start + 9] = vr_acpi_checksum (b->data + start, len);
+  add_checksum (bld, FILE_TABLES, start + 9, start, len);
 }
 
-/* Finishes the table at @start, which ends at the end of the blob. */
+/* Finishes the table at @start, which ends at the end of `tables`. */
 static void
-table_end (GByteArray *b, size_t start)
+table_end (Build *bld, size_t start)
 {
-  table_finish (b, start, b->len - start);
+  table_finish (bld, start, bld->tables->len - start);
 }
 
 /* ---- AML ---------------------------------------------------------------------------- */
@@ -515,24 +609,26 @@ build_facs (GByteArray *b)
 }
 
 static size_t
-build_dsdt (GByteArray *b, unsigned ncpus)
+build_dsdt (Build *bld, unsigned ncpus)
 {
   g_autoptr (GByteArray) aml = g_byte_array_new ();
-  size_t start = table_begin (b, "DSDT", 2);
+  size_t start = table_begin (bld->tables, "DSDT", 2);
 
   build_dsdt_body (aml, ncpus);
-  put_bytes (b, aml->data, aml->len);
-  table_end (b, start);
+  put_bytes (bld->tables, aml->data, aml->len);
+  table_end (bld, start);
   return start;
 }
 
+/* @facs and @dsdt are offsets into `tables`. */
 static size_t
-build_fadt (GByteArray *b, uint64_t facs, uint64_t dsdt)
+build_fadt (Build *bld, size_t facs, size_t dsdt)
 {
+  GByteArray *b = bld->tables;
   size_t start = table_begin (b, "FACP", 6);
 
   put32 (b, 0);                              /* FIRMWARE_CTRL: X_FIRMWARE_CTRL is used */
-  put32 (b, (uint32_t) dsdt);                /* DSDT */
+  put_ptr32 (bld, dsdt);                     /* DSDT */
   put8 (b, 0);                               /* reserved */
   put8 (b, 1);                               /* preferred PM profile: desktop */
   put16 (b, VR_ACPI_SCI_IRQ);                /* SCI_INT */
@@ -573,8 +669,8 @@ build_fadt (GByteArray *b, uint64_t facs, uint64_t dsdt)
   put8 (b, VR_RESET_VALUE);                  /* RESET_VALUE */
   put16 (b, 0);                              /* ARM_BOOT_ARCH */
   put8 (b, 0);                               /* FADT minor version */
-  put64 (b, facs);                           /* X_FIRMWARE_CTRL */
-  put64 (b, dsdt);                           /* X_DSDT */
+  put_ptr64 (bld, facs);                     /* X_FIRMWARE_CTRL */
+  put_ptr64 (bld, dsdt);                     /* X_DSDT */
   put_gas (b, GAS_SYSTEM_IO, 32, 0, VR_ACPI_PM1_EVT);  /* X_PM1a_EVT_BLK */
   put_gas (b, 0, 0, 0, 0);                   /* X_PM1b_EVT_BLK */
   put_gas (b, GAS_SYSTEM_IO, 16, 0, VR_ACPI_PM1_CNT);  /* X_PM1a_CNT_BLK */
@@ -586,13 +682,14 @@ build_fadt (GByteArray *b, uint64_t facs, uint64_t dsdt)
   put_gas (b, 0, 0, 0, 0);                   /* SLEEP_CONTROL_REG */
   put_gas (b, 0, 0, 0, 0);                   /* SLEEP_STATUS_REG */
   put_bytes (b, "VIREOKVM", 8);              /* hypervisor vendor identity */
-  table_end (b, start);
+  table_end (bld, start);
   return start;
 }
 
 static size_t
-build_madt (GByteArray *b, unsigned ncpus)
+build_madt (Build *bld, unsigned ncpus)
 {
+  GByteArray *b = bld->tables;
   size_t start = table_begin (b, "APIC", 5);
 
   put32 (b, VR_LAPIC_ADDR);
@@ -634,38 +731,44 @@ build_madt (GByteArray *b, unsigned ncpus)
   put16 (b, 0);
   put8 (b, 1);
 
-  table_end (b, start);
+  table_end (bld, start);
   return start;
 }
 
-GBytes *
-vr_acpi_build (const VrAcpiConfig *config,
-               uint64_t            base)
+/* ---- The two files and their script ------------------------------------------------------ */
+
+static void
+build_init (Build *bld)
 {
-  g_autoptr (GByteArray) b = g_byte_array_new ();
-  unsigned ncpus;
+  bld->rsdp = g_byte_array_new ();
+  bld->tables = g_byte_array_new ();
+  bld->pointers = g_array_new (FALSE, FALSE, sizeof (Pointer));
+  bld->checksums = g_array_new (FALSE, FALSE, sizeof (Checksum));
+}
+
+static void
+build_clear (Build *bld)
+{
+  g_clear_pointer (&bld->rsdp, g_byte_array_unref);
+  g_clear_pointer (&bld->tables, g_byte_array_unref);
+  g_clear_pointer (&bld->pointers, g_array_unref);
+  g_clear_pointer (&bld->checksums, g_array_unref);
+}
+
+/*
+ * Fills @bld: `tables` with every pointer an offset into it, `rsdp`, and the fix-ups, the
+ * checksums in an order that works (each after every pointer; the RSDP's 20-byte checksum
+ * before its extended one, which covers it).
+ */
+static void
+build_all (Build *bld, unsigned ncpus)
+{
+  GByteArray *r = bld->rsdp;
+  GByteArray *b = bld->tables;
   size_t rsdt, xsdt, fadt, facs, dsdt, madt;
-  size_t tables[2];
+  size_t entries[2];
 
-  g_return_val_if_fail (config != NULL, NULL);
-  g_return_val_if_fail (config->ncpus >= 1 && config->ncpus <= VR_MAX_CPUS, NULL);
-  g_return_val_if_fail (base + VR_ACPI_TABLES_SIZE <= G_MAXUINT32, NULL);
-  ncpus = config->ncpus;
-
-  /* RSDP, patched at the end. */
-  put_bytes (b, "RSD PTR ", 8);
-  put8 (b, 0);                               /* checksum of the first 20 bytes */
-  put_bytes (b, OEM_ID, 6);
-  put8 (b, 2);                               /* revision */
-  put32 (b, 0);                              /* RSDT address */
-  put32 (b, 36);                             /* length */
-  put64 (b, 0);                              /* XSDT address */
-  put8 (b, 0);                               /* extended checksum */
-  put8 (b, 0);
-  put8 (b, 0);
-  put8 (b, 0);
-
-  /* RSDT and XSDT with two entries each, patched below. */
+  /* RSDT and XSDT with two entries each, filled in below. */
   rsdt = table_begin (b, "RSDT", 1);
   put32 (b, 0);
   put32 (b, 0);
@@ -674,25 +777,177 @@ vr_acpi_build (const VrAcpiConfig *config,
   put64 (b, 0);
 
   facs = build_facs (b);
-  dsdt = build_dsdt (b, ncpus);
-  fadt = build_fadt (b, base + facs, base + dsdt);
-  madt = build_madt (b, ncpus);
+  dsdt = build_dsdt (bld, ncpus);
+  fadt = build_fadt (bld, facs, dsdt);
+  madt = build_madt (bld, ncpus);
 
-  tables[0] = fadt;
-  tables[1] = madt;
-  for (unsigned i = 0; i < G_N_ELEMENTS (tables); i++)
+  entries[0] = fadt;
+  entries[1] = madt;
+  for (unsigned i = 0; i < G_N_ELEMENTS (entries); i++)
     {
-      set32 (b, rsdt + HDR_LEN + 4 * i, (uint32_t) (base + tables[i]));
-      set64 (b, xsdt + HDR_LEN + 8 * i, base + tables[i]);
+      set32 (b, rsdt + HDR_LEN + 4 * i, (uint32_t) entries[i]);
+      add_pointer (bld, FILE_TABLES, rsdt + HDR_LEN + 4 * i, 4);
+      set64 (b, xsdt + HDR_LEN + 8 * i, entries[i]);
+      add_pointer (bld, FILE_TABLES, xsdt + HDR_LEN + 8 * i, 8);
     }
-  table_finish (b, rsdt, HDR_LEN + 4 * G_N_ELEMENTS (tables));
-  table_finish (b, xsdt, HDR_LEN + 8 * G_N_ELEMENTS (tables));
+  table_finish (bld, rsdt, HDR_LEN + 4 * G_N_ELEMENTS (entries));
+  table_finish (bld, xsdt, HDR_LEN + 8 * G_N_ELEMENTS (entries));
 
-  set32 (b, 16, (uint32_t) (base + rsdt));
-  set64 (b, 24, base + xsdt);
-  b->data[8] = vr_acpi_checksum (b->data, 20);
-  b->data[32] = vr_acpi_checksum (b->data, 36);
+  put_bytes (r, "RSD PTR ", 8);
+  put8 (r, 0);                               /* checksum of the first 20 bytes */
+  put_bytes (r, OEM_ID, 6);
+  put8 (r, 2);                               /* revision */
+  add_pointer (bld, FILE_RSDP, r->len, 4);
+  put32 (r, (uint32_t) rsdt);                /* RSDT address */
+  put32 (r, 36);                             /* length */
+  add_pointer (bld, FILE_RSDP, r->len, 8);
+  put64 (r, xsdt);                           /* XSDT address */
+  put8 (r, 0);                               /* extended checksum */
+  put8 (r, 0);
+  put8 (r, 0);
+  put8 (r, 0);
+  add_checksum (bld, FILE_RSDP, 8, 0, 20);
+  add_checksum (bld, FILE_RSDP, 32, 0, 36);
+}
 
-  g_assert (b->len <= VR_ACPI_TABLES_SIZE);
-  return g_byte_array_free_to_bytes (g_steal_pointer (&b));
+/* Adds @addr to the @size-byte little-endian value at @p, modulo 2^(8·@size). */
+static void
+relocate (uint8_t *p, uint8_t size, uint64_t addr)
+{
+  uint64_t v = 0;
+
+  for (unsigned i = 0; i < size; i++)
+    v |= (uint64_t) p[i] << (8 * i);
+  v += addr;
+  for (unsigned i = 0; i < size; i++)
+    p[i] = (uint8_t) (v >> (8 * i));
+}
+
+GBytes *
+vr_acpi_build (const VrAcpiConfig *config,
+               uint64_t            base)
+{
+  g_autoptr (GByteArray) blob = NULL;
+  Build bld;
+  size_t file_start[2];
+
+  g_return_val_if_fail (config != NULL, NULL);
+  g_return_val_if_fail (config->ncpus >= 1 && config->ncpus <= VR_MAX_CPUS, NULL);
+  g_return_val_if_fail (base + VR_ACPI_TABLES_SIZE <= G_MAXUINT32, NULL);
+
+  build_init (&bld);
+  build_all (&bld, config->ncpus);
+
+  /* What the firmware does with the script, for rsdp at @base and the tables after it. */
+  g_assert (bld.rsdp->len <= TABLES_OFFSET);
+  blob = g_byte_array_sized_new (TABLES_OFFSET + bld.tables->len);
+  put_bytes (blob, bld.rsdp->data, bld.rsdp->len);
+  while (blob->len < TABLES_OFFSET)
+    put8 (blob, 0);
+  put_bytes (blob, bld.tables->data, bld.tables->len);
+  file_start[FILE_RSDP] = 0;
+  file_start[FILE_TABLES] = TABLES_OFFSET;
+
+  for (guint i = 0; i < bld.pointers->len; i++)
+    {
+      const Pointer *p = &g_array_index (bld.pointers, Pointer, i);
+
+      relocate (blob->data + file_start[p->file] + p->offset, p->size, base + TABLES_OFFSET);
+    }
+  for (guint i = 0; i < bld.checksums->len; i++)
+    {
+      const Checksum *c = &g_array_index (bld.checksums, Checksum, i);
+      uint8_t *data = blob->data + file_start[c->file];
+
+      data[c->offset] += vr_acpi_checksum (data + c->start, c->length);
+    }
+  build_clear (&bld);
+
+  g_assert (blob->len <= VR_ACPI_TABLES_SIZE);
+  return g_byte_array_free_to_bytes (g_steal_pointer (&blob));
+}
+
+/* Appends a zeroed command to @script; returns it. */
+static uint8_t *
+loader_command (GByteArray *script, uint32_t command)
+{
+  size_t at = script->len;
+
+  g_byte_array_set_size (script, (guint) (at + LOADER_CMD_SIZE));
+  memset (script->data + at, 0, LOADER_CMD_SIZE);
+  set32 (script, at, command);
+  return script->data + at;
+}
+
+static void
+loader_set_name (uint8_t *field, const char *name)
+{
+  g_assert (strlen (name) < LOADER_FILESZ);
+  memcpy (field, name, strlen (name));
+}
+
+static void
+loader_set32 (uint8_t *field, uint32_t v)
+{
+  for (unsigned i = 0; i < 4; i++)
+    field[i] = (uint8_t) (v >> (8 * i));
+}
+
+bool
+vr_acpi_build_fw_cfg (const VrAcpiConfig  *config,
+                      GBytes             **rsdp,
+                      GBytes             **tables,
+                      GBytes             **loader)
+{
+  static const char *const names[] = {
+    [FILE_RSDP] = VR_ACPI_FW_CFG_RSDP,
+    [FILE_TABLES] = VR_ACPI_FW_CFG_TABLES,
+  };
+  g_autoptr (GByteArray) script = g_byte_array_new ();
+  Build bld;
+  uint8_t *cmd;
+
+  g_return_val_if_fail (config != NULL, false);
+  g_return_val_if_fail (config->ncpus >= 1 && config->ncpus <= VR_MAX_CPUS, false);
+  g_return_val_if_fail (rsdp != NULL && tables != NULL && loader != NULL, false);
+
+  build_init (&bld);
+  build_all (&bld, config->ncpus);
+
+  /* Command layout: u32 command, then (offsets from the command's start) the fields. */
+  cmd = loader_command (script, LOADER_ALLOCATE);
+  loader_set_name (cmd + 4, names[FILE_RSDP]);
+  loader_set32 (cmd + 60, RSDP_ALIGN);
+  cmd[64] = LOADER_ZONE_FSEG;
+  cmd = loader_command (script, LOADER_ALLOCATE);
+  loader_set_name (cmd + 4, names[FILE_TABLES]);
+  loader_set32 (cmd + 60, TABLES_ALIGN);
+  cmd[64] = LOADER_ZONE_HIGH;
+
+  for (guint i = 0; i < bld.pointers->len; i++)
+    {
+      const Pointer *p = &g_array_index (bld.pointers, Pointer, i);
+
+      cmd = loader_command (script, LOADER_ADD_POINTER);
+      loader_set_name (cmd + 4, names[p->file]);
+      loader_set_name (cmd + 60, names[FILE_TABLES]);
+      loader_set32 (cmd + 116, p->offset);
+      cmd[120] = p->size;
+    }
+  for (guint i = 0; i < bld.checksums->len; i++)
+    {
+      const Checksum *c = &g_array_index (bld.checksums, Checksum, i);
+
+      cmd = loader_command (script, LOADER_ADD_CHECKSUM);
+      loader_set_name (cmd + 4, names[c->file]);
+      loader_set32 (cmd + 60, c->offset);
+      loader_set32 (cmd + 64, c->start);
+      loader_set32 (cmd + 68, c->length);
+    }
+
+  *rsdp = g_byte_array_free_to_bytes (g_steal_pointer (&bld.rsdp));
+  *tables = g_byte_array_free_to_bytes (g_steal_pointer (&bld.tables));
+  *loader = g_byte_array_free_to_bytes (g_steal_pointer (&script));
+  build_clear (&bld);
+  return true;
 }

@@ -3,7 +3,8 @@
  * The ACPI builder: walks RSDP → XSDT/RSDT → every table for 1, 4 and 64 vCPUs, checking
  * lengths, checksums and the fields the guest relies on; parses the DSDT's AML with a small
  * walker for the subset we emit (and with iasl -d when it is installed: Debian's
- * acpica-tools).
+ * acpica-tools). The fw_cfg form: checks the linker/loader script the way SeaBIOS reads it,
+ * runs it at two pairs of addresses and compares the result with vr_acpi_build()'s tables.
  */
 
 #include "config.h"
@@ -543,6 +544,389 @@ test_iasl (void)
   g_bytes_unref (t.bytes);
 }
 
+/* ---- The fw_cfg files and their linker/loader script ---------------------------------- */
+
+/* SeaBIOS src/fw/romfile_loader.h: 128-byte little-endian commands. */
+#define CMD_SIZE      128
+#define NAME_SIZE     56
+#define CMD_ALLOCATE  1
+#define CMD_POINTER   2
+#define CMD_CHECKSUM  3
+#define ZONE_HIGH     1
+#define ZONE_FSEG     2
+
+typedef struct
+{
+  const char *name;
+  GBytes     *bytes;
+  uint8_t    *data;       /* after ALLOCATE: the firmware's copy */
+  size_t      size;
+  uint64_t    addr;
+  uint32_t    align;
+  uint8_t     zone;
+} FwFile;
+
+/* Bytes [start, start + len) of file @file. */
+typedef struct
+{
+  unsigned file;
+  uint32_t start;
+  uint32_t len;
+} Range;
+
+static bool
+ranges_overlap (const Range *a, const Range *b)
+{
+  return a->file == b->file && a->start < b->start + b->len && b->start < a->start + a->len;
+}
+
+typedef struct
+{
+  FwFile   files[2];      /* etc/acpi/rsdp, etc/acpi/tables */
+  GBytes  *loader;
+  unsigned ncpus;
+} FwCfg;
+
+static void
+fw_cfg_build (FwCfg *fw, unsigned ncpus)
+{
+  VrAcpiConfig config = { .ncpus = ncpus };
+
+  memset (fw, 0, sizeof *fw);
+  g_assert_true (vr_acpi_build_fw_cfg (&config, &fw->files[0].bytes, &fw->files[1].bytes,
+                                       &fw->loader));
+  fw->files[0].name = VR_ACPI_FW_CFG_RSDP;
+  fw->files[1].name = VR_ACPI_FW_CFG_TABLES;
+  for (unsigned i = 0; i < 2; i++)
+    {
+      g_assert_nonnull (fw->files[i].bytes);
+      fw->files[i].size = g_bytes_get_size (fw->files[i].bytes);
+      g_assert_cmpuint (fw->files[i].size, >, 0);
+    }
+  g_assert_cmpstr (VR_ACPI_FW_CFG_LOADER, ==, "etc/table-loader");
+  fw->ncpus = ncpus;
+}
+
+static void
+fw_cfg_clear (FwCfg *fw)
+{
+  for (unsigned i = 0; i < 2; i++)
+    {
+      g_clear_pointer (&fw->files[i].bytes, g_bytes_unref);
+      g_clear_pointer (&fw->files[i].data, g_free);
+    }
+  g_clear_pointer (&fw->loader, g_bytes_unref);
+}
+
+/* A file name field: NUL-terminated inside its 56 bytes, zero after; the file it names. */
+static FwFile *
+fw_cfg_file (FwCfg *fw, const uint8_t *field)
+{
+  const uint8_t *nul = memchr (field, 0, NAME_SIZE);
+
+  g_assert_nonnull (nul);
+  for (const uint8_t *p = nul; p < field + NAME_SIZE; p++)
+    g_assert_cmpuint (*p, ==, 0);
+  for (unsigned i = 0; i < 2; i++)
+    if (strcmp ((const char *) field, fw->files[i].name) == 0)
+      return &fw->files[i];
+  g_error ("the loader names a file there is none of: %s", (const char *) field);
+  return NULL;
+}
+
+/* The script is well formed: every check SeaBIOS makes, and the order it relies on. */
+static void
+test_loader_script (gconstpointer data)
+{
+  g_autoptr (GArray) pointers = g_array_new (FALSE, FALSE, sizeof (Range));
+  g_autoptr (GArray) sums = g_array_new (FALSE, FALSE, sizeof (Range));
+  const uint8_t *script;
+  size_t size;
+  unsigned allocated = 0;
+  FwCfg fw;
+
+  fw_cfg_build (&fw, GPOINTER_TO_UINT (data));
+  script = g_bytes_get_data (fw.loader, &size);
+  g_assert_cmpuint (size, >, 0);
+  g_assert_cmpuint (size % CMD_SIZE, ==, 0);
+
+  for (size_t at = 0; at < size; at += CMD_SIZE)
+    {
+      const uint8_t *cmd = script + at;
+      FwFile *f, *src;
+      uint32_t off, start, len;
+      uint8_t width;
+      uint64_t value = 0;
+
+      switch (get32 (cmd))
+        {
+        case CMD_ALLOCATE:
+          f = fw_cfg_file (&fw, cmd + 4);
+          g_assert_cmpuint (f->align, ==, 0);                 /* exactly once */
+          f->align = get32 (cmd + 60);
+          f->zone = cmd[64];
+          g_assert_cmpuint (f->align, !=, 0);
+          g_assert_cmpuint (f->align & (f->align - 1), ==, 0);
+          for (size_t i = 65; i < CMD_SIZE; i++)
+            g_assert_cmpuint (cmd[i], ==, 0);
+          allocated++;
+          break;
+
+        case CMD_POINTER:
+          f = fw_cfg_file (&fw, cmd + 4);
+          src = fw_cfg_file (&fw, cmd + 60);
+          g_assert_cmpuint (f->align, !=, 0);                 /* allocated before use */
+          g_assert_cmpuint (src->align, !=, 0);
+          off = get32 (cmd + 116);
+          width = cmd[120];
+          g_assert_true (width == 1 || width == 2 || width == 4 || width == 8);
+          g_assert_cmpuint ((uint64_t) off + width, <=, f->size);
+          /* It points inside the source file. */
+          {
+            const uint8_t *fdata = g_bytes_get_data (f->bytes, NULL);
+
+            for (unsigned i = 0; i < width; i++)
+              value |= (uint64_t) fdata[off + i] << (8 * i);
+          }
+          g_assert_cmpuint (value, <, src->size);
+          /* Not inside a range already checksummed, nor over another pointer. */
+          {
+            Range r = { (unsigned) (f - fw.files), off, width };
+
+            for (guint i = 0; i < sums->len; i++)
+              g_assert_false (ranges_overlap (&r, &g_array_index (sums, Range, i)));
+            for (guint i = 0; i < pointers->len; i++)
+              g_assert_false (ranges_overlap (&r, &g_array_index (pointers, Range, i)));
+            g_array_append_val (pointers, r);
+          }
+          break;
+
+        case CMD_CHECKSUM:
+          f = fw_cfg_file (&fw, cmd + 4);
+          g_assert_cmpuint (f->align, !=, 0);
+          off = get32 (cmd + 60);
+          start = get32 (cmd + 64);
+          len = get32 (cmd + 68);
+          g_assert_cmpuint (len, >, 0);
+          g_assert_cmpuint ((uint64_t) start + len, <=, f->size);
+          g_assert_cmpuint (off, >=, start);                  /* the result byte is summed */
+          g_assert_cmpuint (off, <, start + len);
+          {
+            Range r = { (unsigned) (f - fw.files), start, len };
+            g_array_append_val (sums, r);
+          }
+          break;
+
+        default:
+          g_error ("unknown loader command %u", get32 (cmd));
+        }
+    }
+
+  g_assert_cmpuint (allocated, ==, 2);
+  /* The RSDP goes where a guest scans for it, the tables anywhere, FACS-aligned. */
+  g_assert_cmpuint (fw.files[0].zone, ==, ZONE_FSEG);
+  g_assert_cmpuint (fw.files[0].align, ==, 16);
+  g_assert_cmpuint (fw.files[0].size, ==, 36);
+  g_assert_cmpuint (fw.files[1].zone, ==, ZONE_HIGH);
+  g_assert_cmpuint (fw.files[1].align, ==, 64);
+  /* RSDT + XSDT entries (2 each), the RSDP's two, FADT's DSDT, X_DSDT and X_FACS. */
+  g_assert_cmpuint (pointers->len, ==, 9);
+  /* Six tables and the RSDP's two checksums. */
+  g_assert_cmpuint (sums->len, ==, 7);
+
+  fw_cfg_clear (&fw);
+}
+
+/*
+ * Runs the script as SeaBIOS does, with the files at @rsdp_addr and @tables_addr: ALLOCATE
+ * copies a file (the address it gets must respect the alignment asked for), ADD_POINTER adds
+ * the source file's address to the value in place, ADD_CHECKSUM subtracts the range's sum.
+ */
+static void
+fw_cfg_link (FwCfg *fw, uint64_t rsdp_addr, uint64_t tables_addr)
+{
+  const uint8_t *script;
+  size_t size;
+
+  fw->files[0].addr = rsdp_addr;
+  fw->files[1].addr = tables_addr;
+  script = g_bytes_get_data (fw->loader, &size);
+  for (size_t at = 0; at < size; at += CMD_SIZE)
+    {
+      const uint8_t *cmd = script + at;
+      FwFile *f = fw_cfg_file (fw, cmd + 4);
+
+      switch (get32 (cmd))
+        {
+        case CMD_ALLOCATE:
+          g_assert_cmpuint (f->addr % get32 (cmd + 60), ==, 0);
+          g_assert_null (f->data);
+          f->data = g_memdup2 (g_bytes_get_data (f->bytes, NULL), f->size);
+          break;
+
+        case CMD_POINTER:
+          {
+            FwFile *src = fw_cfg_file (fw, cmd + 60);
+            uint32_t off = get32 (cmd + 116);
+            uint8_t width = cmd[120];
+            uint64_t v = 0;
+
+            g_assert_nonnull (f->data);
+            g_assert_nonnull (src->data);
+            for (unsigned i = 0; i < width; i++)
+              v |= (uint64_t) f->data[off + i] << (8 * i);
+            v += src->addr;
+            for (unsigned i = 0; i < width; i++)
+              f->data[off + i] = (uint8_t) (v >> (8 * i));
+          }
+          break;
+
+        case CMD_CHECKSUM:
+          g_assert_nonnull (f->data);
+          f->data[get32 (cmd + 60)] -= sum (f->data + get32 (cmd + 64), get32 (cmd + 68));
+          break;
+
+        default:
+          g_assert_not_reached ();
+        }
+    }
+}
+
+/* Guest memory after linking: @len bytes at @addr, inside one of the files. */
+static const uint8_t *
+fw_cfg_at (FwCfg *fw, uint64_t addr, size_t len)
+{
+  for (unsigned i = 0; i < 2; i++)
+    {
+      FwFile *f = &fw->files[i];
+
+      if (addr >= f->addr && addr - f->addr + len <= f->size)
+        return f->data + (addr - f->addr);
+    }
+  g_error ("0x%" G_GINT64_MODIFIER "x+%zu is in neither file", addr, len);
+  return NULL;
+}
+
+static const uint8_t *
+fw_cfg_table (FwCfg *fw, uint64_t addr, const char *sig)
+{
+  const uint8_t *p = fw_cfg_at (fw, addr, 36);
+  uint32_t len = get32 (p + 4);
+
+  g_assert_cmpmem (p, 4, sig, 4);
+  g_assert_cmpuint (len, >=, 36);
+  p = fw_cfg_at (fw, addr, len);
+  g_assert_cmpint (sum (p, len), ==, 0);
+  return p;
+}
+
+/* @got and @want are equal but for the byte ranges (offset, length) in @skip, 0-ended. */
+static void
+assert_same_but (const uint8_t *got, const uint8_t *want, size_t len, const size_t *skip)
+{
+  g_autofree bool *ignore = g_new0 (bool, len);
+
+  for (; skip[1] != 0; skip += 2)
+    for (size_t i = skip[0]; i < skip[0] + skip[1] && i < len; i++)
+      ignore[i] = true;
+  for (size_t i = 0; i < len; i++)
+    if (!ignore[i] && got[i] != want[i])
+      g_error ("byte %zu differs: 0x%02x, want 0x%02x", i, got[i], want[i]);
+}
+
+/* The linked tables are the tables of vr_acpi_build(), wherever the firmware put them. */
+static void
+check_linked (FwCfg *fw, Tables *ref)
+{
+  static const size_t rsdp_skip[] = { 8, 1, 16, 4, 24, 8, 32, 1, 0, 0 };
+  static const size_t fadt_skip[] = { 9, 1, 40, 4, 132, 16, 0, 0 };
+  static const size_t table_skip[] = { 9, 1, 0, 0 };
+  const uint8_t *rsdp = fw_cfg_at (fw, fw->files[0].addr, 36);
+  const uint8_t *xsdt, *rsdt, *ref_xsdt;
+  unsigned n;
+
+  /* RSDP: where it was put, both checksums right. */
+  g_assert_cmpmem (rsdp, 8, "RSD PTR ", 8);
+  g_assert_cmpint (sum (rsdp, 20), ==, 0);
+  g_assert_cmpint (sum (rsdp, 36), ==, 0);
+  assert_same_but (rsdp, ref->data, 36, rsdp_skip);
+
+  xsdt = fw_cfg_table (fw, get64 (rsdp + 24), "XSDT");
+  rsdt = fw_cfg_table (fw, get32 (rsdp + 16), "RSDT");
+  ref_xsdt = table_at (ref, get64 (ref->data + 24), "XSDT");
+  g_assert_cmpuint (get32 (xsdt + 4), ==, get32 (ref_xsdt + 4));
+  assert_same_but (xsdt, ref_xsdt, 36, table_skip);
+  assert_same_but (rsdt, table_at (ref, get32 (ref->data + 16), "RSDT"), 36, table_skip);
+  n = (get32 (xsdt + 4) - 36) / 8;
+  g_assert_cmpuint (get32 (rsdt + 4), ==, 36 + 4 * n);
+
+  for (unsigned i = 0; i < n; i++)
+    {
+      uint64_t addr = get64 (xsdt + 36 + 8 * i);
+      const uint8_t *want = table_at (ref, get64 (ref_xsdt + 36 + 8 * i), NULL);
+      const uint8_t *got = fw_cfg_table (fw, addr, (const char *) want);
+      uint32_t len = get32 (want + 4);
+
+      g_assert_cmpuint (get32 (rsdt + 36 + 4 * i), ==, addr);
+      g_assert_cmpuint (get32 (got + 4), ==, len);
+      if (memcmp (want, "FACP", 4) == 0)
+        {
+          const uint8_t *facs, *dsdt;
+          const uint8_t *ref_dsdt = table_at (ref, get64 (want + 140), "DSDT");
+          uint64_t facs_addr = get64 (got + 132);
+
+          assert_same_but (got, want, len, fadt_skip);
+          /* X_FIRMWARE_CTRL → FACS, 64-byte aligned; X_DSDT == DSDT → DSDT. */
+          g_assert_cmpuint (facs_addr % 64, ==, 0);
+          facs = fw_cfg_at (fw, facs_addr, 64);
+          g_assert_cmpmem (facs, 64, ref->data + (get64 (want + 132) - BASE), 64);
+          g_assert_cmpuint (get64 (got + 140), ==, get32 (got + 40));
+          dsdt = fw_cfg_table (fw, get64 (got + 140), "DSDT");
+          g_assert_cmpuint (get32 (dsdt + 4), ==, get32 (ref_dsdt + 4));
+          g_assert_cmpmem (dsdt, get32 (dsdt + 4), ref_dsdt, get32 (ref_dsdt + 4));
+        }
+      else
+        assert_same_but (got, want, len, table_skip);
+    }
+}
+
+static void
+test_loader_link (gconstpointer data)
+{
+  unsigned ncpus = GPOINTER_TO_UINT (data);
+  const uint8_t *rsdp_file;
+  uint64_t tables_at;
+  FwCfg fw;
+  Tables ref;
+
+  tables_build (&ref, ncpus);
+
+  /*
+   * Where vr_acpi_build() puts the two files (the RSDP at BASE, the tables where its RSDT
+   * address says, less the RSDT's offset in the tables file): linking there gives exactly
+   * its blob.
+   */
+  fw_cfg_build (&fw, ncpus);
+  rsdp_file = g_bytes_get_data (fw.files[0].bytes, NULL);
+  tables_at = get32 (ref.data + 16) - get32 (rsdp_file + 16);
+  g_assert_cmpuint (tables_at, >=, BASE + 36);
+  fw_cfg_link (&fw, BASE, tables_at);
+  g_assert_cmpmem (fw.files[0].data, fw.files[0].size, ref.data, 36);
+  g_assert_cmpuint (tables_at - BASE + fw.files[1].size, ==, ref.size);
+  g_assert_cmpmem (fw.files[1].data, fw.files[1].size, ref.data + (tables_at - BASE),
+                   fw.files[1].size);
+  check_linked (&fw, &ref);
+  fw_cfg_clear (&fw);
+
+  /* Where SeaBIOS might: the RSDP in the F segment, the tables at the top of low RAM. */
+  fw_cfg_build (&fw, ncpus);
+  fw_cfg_link (&fw, 0xf5a40, 0x7ffdf000 + 0x40);
+  check_linked (&fw, &ref);
+  fw_cfg_clear (&fw);
+
+  g_bytes_unref (ref.bytes);
+}
+
 static void
 test_checksum_helper (void)
 {
@@ -566,11 +950,15 @@ main (int argc, char **argv)
       g_autofree char *p2 = g_strdup_printf ("/acpi/%u-cpus/fadt", cpus[i]);
       g_autofree char *p3 = g_strdup_printf ("/acpi/%u-cpus/madt", cpus[i]);
       g_autofree char *p4 = g_strdup_printf ("/acpi/%u-cpus/dsdt", cpus[i]);
+      g_autofree char *p5 = g_strdup_printf ("/acpi/%u-cpus/loader-script", cpus[i]);
+      g_autofree char *p6 = g_strdup_printf ("/acpi/%u-cpus/loader-link", cpus[i]);
 
       g_test_add_data_func (p1, n, test_rsdp_and_roots);
       g_test_add_data_func (p2, n, test_fadt);
       g_test_add_data_func (p3, n, test_madt);
       g_test_add_data_func (p4, n, test_dsdt);
+      g_test_add_data_func (p5, n, test_loader_script);
+      g_test_add_data_func (p6, n, test_loader_link);
     }
   g_test_add_func ("/acpi/checksum", test_checksum_helper);
   g_test_add_func ("/acpi/iasl", test_iasl);

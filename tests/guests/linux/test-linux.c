@@ -68,7 +68,7 @@ static const Machine machines[] = {
    * COM1 as PNP device 00:00 with "irq = 49", and says "rtc_cmos rtc_cmos: broken or
    * not accessible". (With acpi=off the guest stopped on an emulation failure at the
    * fwait in fpu__drop, so acpi=on it is.) */
-  { "qemu-microvm", HOST_QEMU, "microvm,acpi=on", MACHINE_ACPI | MACHINE_GSI_COM1, 300 },
+  { "qemu-microvm", HOST_QEMU, "microvm,acpi=on", MACHINE_ACPI | MACHINE_GSI_COM1, 540 },
   /* pc: SeaBIOS builds the ACPI tables, with an RSDT. */
   { "qemu-pc", HOST_QEMU, "pc",
     MACHINE_ACPI | MACHINE_ACPI_RSDT | MACHINE_I8042 | MACHINE_CMOS_RTC, 900 },
@@ -76,7 +76,7 @@ static const Machine machines[] = {
 
 /* microvm with a PCIe host bridge, for the virtio-pci devices. */
 static const Machine machine_microvm_pcie = {
-  "qemu-microvm", HOST_QEMU, "microvm,acpi=on,pcie=on", MACHINE_ACPI | MACHINE_GSI_COM1, 300
+  "qemu-microvm", HOST_QEMU, "microvm,acpi=on,pcie=on", MACHINE_ACPI | MACHINE_GSI_COM1, 540
 };
 
 /* ---------------------------------------------------------------------------------
