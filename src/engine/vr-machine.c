@@ -19,9 +19,11 @@
 #include "disk/vr-disk.h"
 #include "net/vr-net.h"
 #include "virtio/virtio.h"
+#include "virtio/scsi.h"
 #include <linux/input-event-codes.h>
 #include "snapshot/vr-snapshot.h"
 #include "vr-acpi.h"
+#include "vr-smbios.h"
 #include "vr-bus.h"
 #include "vr-chardev.h"
 #include "vr-cpuid.h"
@@ -170,6 +172,7 @@ vr_machine_config_clear (VrMachineConfig *config)
   g_clear_pointer (&config->firmware, g_free);
   g_clear_pointer (&config->vga_rom, g_free);
   g_clear_pointer (&config->cdrom, g_free);
+  g_clear_pointer (&config->uuid, g_free);
 }
 
 static void
@@ -196,6 +199,7 @@ config_copy (VrMachineConfig       *dst,
   dst->firmware = g_strdup (src->firmware);
   dst->vga_rom = g_strdup (src->vga_rom);
   dst->cdrom = g_strdup (src->cdrom);
+  dst->uuid = g_strdup (src->uuid);
 }
 
 bool
@@ -997,6 +1001,15 @@ virtio_host (VrMachine    *self,
   return true;
 }
 
+/* The guest ejected the CD (any thread, no lock of ours held). */
+static void
+cdrom_changed (gpointer data)
+{
+  VrMachine *self = data;
+
+  emit_event (self, VR_EVENT_CDROM_CHANGED, NULL);
+}
+
 static bool
 create_virtio_devices (VrMachine  *self,
                        GError    **error)
@@ -1004,6 +1017,16 @@ create_virtio_devices (VrMachine  *self,
   VrVirtioHost host;
 
   self->next_slot = self->firmware ? FIRMWARE_FIRST_SLOT : 1;
+  /* The CD-ROM drive first: an installer's boot device gets the lowest slot. */
+  if (self->config.cdrom_drive || self->config.cdrom)
+    {
+      if (!virtio_host (self, &host, error)
+          || !add_device (self, (self->cdrom = vr_virtio_scsi_new (&host, self->config.cdrom,
+                                                                   cdrom_changed, self,
+                                                                   error))))
+        return false;
+      self->cdrom_slot = host.slot;
+    }
   for (unsigned i = 0; i < self->config.n_disks; i++)
     {
       const VrDiskConfig *dc = &self->config.disks[i];
@@ -1138,6 +1161,14 @@ create_display (VrMachine  *self,
   return true;
 }
 
+static void
+add_file_bytes (VrDevice   *fw_cfg,
+                const char *name,
+                GBytes     *bytes)
+{
+  vr_fw_cfg_add_file (fw_cfg, name, g_bytes_get_data (bytes, NULL), g_bytes_get_size (bytes));
+}
+
 /* What the firmware reads through fw_cfg besides the basics (see QEMU's
  * docs/specs/fw_cfg.rst and SeaBIOS's src/fw/paravirt.c). */
 static void
@@ -1161,7 +1192,7 @@ add_firmware_files (VrMachine *self,
   /* The boot order as OpenFirmware device paths, one per line, as QEMU writes them; SeaBIOS
    * matches each device it finds against them by prefix, with wildcards for the node names
    * (the PCI slot of a virtio-blk disk; the slot, channel 0 and target 0, LUN 0 of the SCSI
-   * CD-ROM). Devices not listed still boot, after these. */
+   * CD-ROM). */
   for (unsigned i = 0; i < VR_MAX_BOOT_DEVICES && boot[i] != VR_BOOT_DEVICE_END; i++)
     {
       if (boot[i] == VR_BOOT_DEVICE_CDROM && self->cdrom)
@@ -1171,6 +1202,8 @@ add_firmware_files (VrMachine *self,
         for (unsigned d = 0; d < self->config.n_disks; d++)
           g_string_append_printf (order, "/pci@i0cf8/scsi@%x/disk@0,0\n", self->disk_slots[d]);
     }
+  /* Only those: no attempts at a floppy or anything else after them (each costs seconds). */
+  g_string_append (order, "HALT\n");
   vr_fw_cfg_add_file (fw_cfg, "bootorder", order->str, order->len + 1);
 
   /* RAM only: the firmware adds its own reservations (EBDA, BIOS area). */
@@ -1199,6 +1232,33 @@ add_firmware_files (VrMachine *self,
   vr_fw_cfg_add_file (fw_cfg, "etc/boot-fail-wait", &boot_fail_wait, sizeof boot_fail_wait);
   /* No "Press ESC for boot menu" pause, as on QEMU by default. */
   vr_fw_cfg_add_file (fw_cfg, "etc/show-boot-menu", &no, sizeof no);
+
+  /* Our ACPI tables (the firmware places and links them: etc/table-loader) and SMBIOS. */
+  {
+    VrAcpiConfig acpi = { .ncpus = self->config.cpus };
+    g_autoptr (GBytes) rsdp = NULL, tables = NULL, loader = NULL, anchor = NULL;
+    g_autoptr (GBytes) smbios = NULL;
+    VrSmbiosConfig sm = {
+      .ncpus = self->config.cpus,
+      .ram_low = low,
+      .ram_high = high,
+      .uuid = self->config.uuid,
+      .firmware_size = vr_firmware_get_size (self->firmware),
+    };
+
+    if (vr_acpi_build_fw_cfg (&acpi, &rsdp, &tables, &loader))
+      {
+        add_file_bytes (fw_cfg, VR_ACPI_FW_CFG_RSDP, rsdp);
+        add_file_bytes (fw_cfg, VR_ACPI_FW_CFG_TABLES, tables);
+        add_file_bytes (fw_cfg, VR_ACPI_FW_CFG_LOADER, loader);
+      }
+    smbios = vr_smbios_build (&sm, &anchor);
+    if (smbios && anchor)
+      {
+        add_file_bytes (fw_cfg, VR_SMBIOS_FW_CFG_TABLES, smbios);
+        add_file_bytes (fw_cfg, VR_SMBIOS_FW_CFG_ANCHOR, anchor);
+      }
+  }
 }
 
 /* The CMOS bytes SeaBIOS (as the PC BIOSes before it) reads besides the memory sizes: the
@@ -2592,7 +2652,10 @@ vr_machine_change_cdrom (VrMachine   *self,
                    "The machine “%s” has no CD-ROM drive", self->config.name);
       return false;
     }
-  return false; /* CDROM-WIRING */
+  if (!vr_virtio_scsi_change_medium (self->cdrom, path, error))
+    return false;
+  emit_event (self, VR_EVENT_CDROM_CHANGED, NULL);
+  return true;
 }
 
 char *
@@ -2602,7 +2665,7 @@ vr_machine_get_cdrom (VrMachine *self)
 
   if (self->cdrom == NULL)
     return NULL;
-  return NULL; /* CDROM-WIRING */
+  return vr_virtio_scsi_get_medium (self->cdrom);
 }
 
 const char *

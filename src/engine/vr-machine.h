@@ -126,6 +126,8 @@ typedef struct
   bool             cdrom_drive;
   VrBootDevice     boot_order[VR_MAX_BOOT_DEVICES];  /* VR_BOOT_DEVICE_END-terminated;
                                                       * all END: CD-ROM, then disks */
+  char            *uuid;         /* the machine's UUID (text) for the firmware's SMBIOS
+                                  * tables, or NULL */
 } VrMachineConfig;
 
 #define VR_MAX_CPUS      64

@@ -414,6 +414,132 @@ test_bad_config (Fixture *f, gconstpointer data)
   g_assert_error (error, VR_ERROR, VR_ERROR_INVALID_CONFIG);
 }
 
+/* Writes an ISO-sized file (whole 2048-byte blocks of @fill). */
+static char *
+make_iso (Fixture *f, const char *name, char fill)
+{
+  g_autofree char *data = g_malloc (16 * 2048);
+  char *path = g_build_filename (f->dir, name, NULL);
+
+  memset (data, fill, 16 * 2048);
+  g_assert_true (g_file_set_contents (path, data, 16 * 2048, NULL));
+  return path;
+}
+
+/* The CD-ROM drive through the engine API: change, eject, a bad file, no drive, the
+ * events; with and without firmware, running or not. */
+static void
+test_cdrom (Fixture *f, gconstpointer data)
+{
+  g_autoptr (GError) error = NULL;
+  g_autofree char *a = make_iso (f, "a.iso", 'a');
+  g_autofree char *b = make_iso (f, "b.iso", 'b');
+  g_autofree char *kernel = guest_path ("lifecycle.elf");
+  g_autofree char *medium = NULL;
+  VrMachineConfig config;
+
+  vr_machine_config_init (&config);
+  config.kernel = g_strdup (kernel);
+  config.cmdline = g_strdup ("count");
+  config.memory = 64u << 20;
+  config.serial = VR_SERIAL_FILE;
+  config.serial_path = g_strdup (f->log);
+  config.cdrom = g_strdup (a);
+  f->machine = vr_machine_new (&config, &error);
+  vr_machine_config_clear (&config);
+  g_assert_no_error (error);
+  vr_machine_set_event_func (f->machine, f->context, on_event, f, NULL);
+
+  medium = vr_machine_get_cdrom (f->machine);
+  g_assert_cmpstr (medium, ==, a);
+  g_clear_pointer (&medium, g_free);
+
+  g_assert_true (vr_machine_start (f->machine, &error));
+  g_assert_no_error (error);
+  g_assert_true (vr_machine_change_cdrom (f->machine, b, &error));
+  g_assert_no_error (error);
+  medium = vr_machine_get_cdrom (f->machine);
+  g_assert_cmpstr (medium, ==, b);
+  g_clear_pointer (&medium, g_free);
+  g_assert_true (wait_until (f, has_event, GINT_TO_POINTER (VR_EVENT_CDROM_CHANGED), 10));
+
+  /* A file that is not there: refused, the disc stays. */
+  g_assert_false (vr_machine_change_cdrom (f->machine, "/nonexistent/x.iso", &error));
+  g_assert_error (error, VR_ERROR, VR_ERROR_IO);
+  g_test_message ("%s", error->message);
+  g_clear_error (&error);
+  medium = vr_machine_get_cdrom (f->machine);
+  g_assert_cmpstr (medium, ==, b);
+  g_clear_pointer (&medium, g_free);
+
+  /* Eject, then insert again. */
+  g_assert_true (vr_machine_change_cdrom (f->machine, NULL, &error));
+  g_assert_null (vr_machine_get_cdrom (f->machine));
+  g_assert_true (vr_machine_change_cdrom (f->machine, a, &error));
+  g_assert_no_error (error);
+  g_assert_true (wait_until (f, log_contains, "tick 2", 60));
+  vr_machine_stop (f->machine);
+  g_assert_cmpuint (count_events (f, VR_EVENT_CDROM_CHANGED), >=, 1);
+  g_clear_pointer (&f->machine, vr_machine_free);
+
+  /* No drive. */
+  f->machine = new_machine (f, "hello.elf", NULL, 1, &error);
+  g_assert_no_error (error);
+  g_assert_null (vr_machine_get_cdrom (f->machine));
+  g_assert_false (vr_machine_change_cdrom (f->machine, a, &error));
+  g_assert_error (error, VR_ERROR, VR_ERROR_INVALID_CONFIG);
+  g_clear_error (&error);
+  g_clear_pointer (&f->machine, vr_machine_free);
+
+  /* An empty drive, and an ISO that cannot be opened at creation. */
+  vr_machine_config_init (&config);
+  config.kernel = g_strdup (kernel);
+  config.serial = VR_SERIAL_NONE;
+  config.cdrom_drive = true;
+  f->machine = vr_machine_new (&config, &error);
+  g_assert_no_error (error);
+  g_assert_null (vr_machine_get_cdrom (f->machine));
+  g_assert_true (vr_machine_change_cdrom (f->machine, a, &error));
+  g_clear_pointer (&f->machine, vr_machine_free);
+  config.cdrom = g_strdup ("/nonexistent/y.iso");
+  g_assert_null (vr_machine_new (&config, &error));
+  g_assert_error (error, VR_ERROR, VR_ERROR_IO);
+  g_test_message ("%s", error->message);
+  g_clear_error (&error);
+  vr_machine_config_clear (&config);
+  g_unlink (a);
+  g_unlink (b);
+}
+
+/* Firmware images that cannot be used: refused with the file's name in the message. */
+static void
+test_bad_firmware (Fixture *f, gconstpointer data)
+{
+  g_autofree char *small = g_build_filename (f->dir, "small.bin", NULL);
+  g_autofree char *odd = g_build_filename (f->dir, "odd.bin", NULL);
+  g_autofree char *zeros = g_malloc0 (100 * 1024);
+  const char *paths[] = { "/nonexistent/bios.bin", small, odd, f->dir };
+
+  g_assert_true (g_file_set_contents (small, zeros, 4096, NULL));
+  g_assert_true (g_file_set_contents (odd, zeros, 100 * 1024, NULL));
+  for (gsize i = 0; i < G_N_ELEMENTS (paths); i++)
+    {
+      g_autoptr (GError) error = NULL;
+      VrMachineConfig config;
+
+      vr_machine_config_init (&config);
+      config.firmware = g_strdup (paths[i]);
+      config.serial = VR_SERIAL_NONE;
+      g_assert_null (vr_machine_new (&config, &error));
+      vr_machine_config_clear (&config);
+      g_assert_error (error, VR_ERROR, VR_ERROR_BAD_KERNEL);
+      g_assert_nonnull (strstr (error->message, paths[i]));
+      g_test_message ("%s", error->message);
+    }
+  g_unlink (small);
+  g_unlink (odd);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -431,6 +557,9 @@ main (int argc, char **argv)
   g_test_add ("/machine/stop-while-running", Fixture, NULL, fixture_setup,
               test_stop_while_running, fixture_teardown);
   g_test_add ("/machine/bad-config", Fixture, NULL, fixture_setup, test_bad_config,
+              fixture_teardown);
+  g_test_add ("/machine/cdrom", Fixture, NULL, fixture_setup, test_cdrom, fixture_teardown);
+  g_test_add ("/machine/bad-firmware", Fixture, NULL, fixture_setup, test_bad_firmware,
               fixture_teardown);
   return g_test_run ();
 }
