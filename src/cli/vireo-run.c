@@ -387,9 +387,10 @@ main (int   argc,
       "Kernel to boot: a Linux bzImage, a PVH ELF or a Multiboot kernel", "FILE" },
     { "firmware", 0, 0, G_OPTION_ARG_FILENAME, &firmware,
       "Boot through PC firmware instead of a kernel: SeaBIOS from Debian's seabios package "
-      "(" VR_SEABIOS_DEFAULT_PATH "), or a firmware image", "seabios|FILE" },
+      "(" SEABIOS_DIR "/bios.bin), or a firmware image", "seabios|FILE" },
     { "vga-rom", 0, 0, G_OPTION_ARG_FILENAME, &vga_rom,
-      "With --firmware: the display's option ROM (default " VR_SEABIOS_VGA_ROM_PATH ")",
+      "With --firmware: the display's option ROM (default " VR_SEABIOS_VGA_ROM " beside the "
+      "firmware)",
       "FILE" },
     { "cdrom", 0, 0, G_OPTION_ARG_FILENAME, &cdrom,
       "A CD-ROM drive (virtio-scsi) holding an ISO image; “empty” for an empty drive",
@@ -490,7 +491,7 @@ main (int   argc,
                                                       : "firmware");
   config.kernel = g_steal_pointer (&kernel);
   if (firmware)
-    config.firmware = g_str_equal (firmware, "seabios") ? g_strdup (VR_SEABIOS_DEFAULT_PATH)
+    config.firmware = g_str_equal (firmware, "seabios") ? g_strdup (SEABIOS_DIR "/bios.bin")
                                                          : g_steal_pointer (&firmware);
   config.vga_rom = g_steal_pointer (&vga_rom);
   if (cdrom)

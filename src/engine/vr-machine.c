@@ -1124,7 +1124,10 @@ create_display (VrMachine  *self,
    * bochs-display). Without it the firmware still boots, only silently. */
   if (self->firmware)
     {
-      const char *path = self->config.vga_rom ? self->config.vga_rom : VR_SEABIOS_VGA_ROM_PATH;
+      g_autofree char *dir = g_path_get_dirname (self->config.firmware);
+      g_autofree char *path = self->config.vga_rom ? g_strdup (self->config.vga_rom)
+                                                   : g_build_filename (dir, VR_SEABIOS_VGA_ROM,
+                                                                       NULL);
       g_autoptr (GError) local_error = NULL;
       char *data;
       gsize len;

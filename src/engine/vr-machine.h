@@ -78,7 +78,8 @@ typedef enum
 
 /* The firmware the machine boots through (instead of a kernel loaded by the engine). */
 #define VR_SEABIOS_DEFAULT_PATH  "/usr/share/seabios/bios.bin"
-#define VR_SEABIOS_VGA_ROM_PATH  "/usr/share/seabios/vgabios-bochs-display.bin"
+#define VR_SEABIOS_VGA_ROM       "vgabios-bochs-display.bin"
+#define VR_SEABIOS_VGA_ROM_PATH  "/usr/share/seabios/" VR_SEABIOS_VGA_ROM
 
 typedef struct
 {
@@ -115,8 +116,8 @@ typedef struct
    * package), or NULL to boot @kernel directly. With firmware the machine gets the PC
    * chipset SeaBIOS expects and boots what @boot_order names; @kernel, when also set, is
    * handed to the firmware through fw_cfg. The display's option ROM is read from
-   * @vga_rom (NULL: VR_SEABIOS_VGA_ROM_PATH next to Debian's SeaBIOS; a missing ROM only
-   * costs the firmware's screen output).
+   * @vga_rom (NULL: VR_SEABIOS_VGA_ROM in the firmware's directory, as SeaBIOS installs
+   * them; a missing ROM only costs the firmware's screen output).
    */
   char            *firmware;
   char            *vga_rom;

@@ -129,6 +129,19 @@ def main():
                 p.append(f"module {m.get('name')}: git source without commit or tag")
     check(f"modules {names}: sources pinned, Vireo built last from this tree", p)
 
+    # Firmware boot: the GNOME runtime has no SeaBIOS, so a module builds it, and Vireo is
+    # configured to look where that module installs it.
+    p = []
+    installs = " ".join(c for m in modules if isinstance(m, dict)
+                        for c in m.get("build-commands", []))
+    for f in ("bios.bin", "vgabios-bochs-display.bin"):
+        if f"/app/share/seabios/{f}" not in installs:
+            p.append(f"no module installs /app/share/seabios/{f}")
+    if "-Dseabios_dir=/app/share/seabios" not in last.get("config-opts", []):
+        p.append("the vireo module lacks -Dseabios_dir=/app/share/seabios")
+    check("SeaBIOS and its bochs-display ROM built into /app/share/seabios, where Vireo "
+          "looks", p)
+
     provided = set(RUNTIME_PROVIDES)
     for n in names:
         provided |= MODULE_PROVIDES.get(n, set())
