@@ -7,6 +7,7 @@
 
 #include <adwaita.h>
 #include <glib/gi18n.h>
+#include <string.h>
 
 #include "vireo-window.h"
 
@@ -44,7 +45,11 @@ struct _VireoDetailsPage
   AdwActionRow      *kernel_row;
   AdwActionRow      *initrd_row;
   AdwEntryRow       *cmdline_row;
-  AdwEntryRow       *boot_order_row;
+  AdwComboRow       *boot_order_row;
+  AdwPreferencesGroup *cdrom_group;
+  AdwActionRow      *cdrom_row;
+  GtkWidget         *eject_button;
+  GtkWidget         *change_cdrom_button;
 };
 
 G_DEFINE_FINAL_TYPE (VireoDetailsPage, vireo_details_page, GTK_TYPE_WIDGET)
@@ -60,6 +65,10 @@ static GParamSpec *properties[N_PROPS];
 
 static void refresh (VireoDetailsPage *self);
 static void queue_refresh (VireoDetailsPage *self);
+static void update_cdrom (VireoDetailsPage *self);
+
+/* The Boot Order row's items, in order. */
+static const char *const boot_orders[] = { "cdrom,disk", "disk,cdrom", "disk", "cdrom" };
 
 /* ---- editing ---------------------------------------------------------------------------- */
 
@@ -192,7 +201,13 @@ serial_log_changed_cb (VireoDetailsPage *self)
 static void
 set_boot_kind (VireoMachineConfig *config, gconstpointer data)
 {
-  config->boot_kind = *(const VireoBootKind *) data;
+  VireoBootKind kind = *(const VireoBootKind *) data;
+
+  if (config->boot_kind == kind)
+    return;
+  config->boot_kind = kind;
+  /* The new kind's own order: a CD/DVD first for an installer, the disks first else. */
+  g_clear_pointer (&config->boot_order, g_free);
 }
 
 static void
@@ -219,14 +234,38 @@ cmdline_apply_cb (VireoDetailsPage *self)
 static void
 set_boot_order (VireoMachineConfig *config, gconstpointer data)
 {
+  const char *order = data;
+
   g_free (config->boot_order);
-  config->boot_order = *(const char *) data ? g_strdup (data) : NULL;
+  config->boot_order = g_strdup (order);
+  /* What the machine starts from is what the firmware tries first. */
+  if (config->boot_kind != VIREO_BOOT_KERNEL)
+    config->boot_kind = g_str_has_prefix (order, "cdrom") ? VIREO_BOOT_CDROM : VIREO_BOOT_DISK;
 }
 
 static void
-boot_order_apply_cb (VireoDetailsPage *self)
+boot_order_changed_cb (VireoDetailsPage *self)
 {
-  edit (self, set_boot_order, gtk_editable_get_text (GTK_EDITABLE (self->boot_order_row)));
+  guint i = adw_combo_row_get_selected (self->boot_order_row);
+
+  if (i < G_N_ELEMENTS (boot_orders))
+    edit (self, set_boot_order, boot_orders[i]);
+}
+
+/* The row's item for @order (a BootOrder as stored), or GTK_INVALID_LIST_POSITION. */
+static guint
+boot_order_index (const char *order)
+{
+  VrBootDevice parsed[VR_MAX_BOOT_DEVICES];
+  VrBootDevice item[VR_MAX_BOOT_DEVICES];
+
+  if (order == NULL || !vireo_boot_order_parse (order, parsed, NULL))
+    return GTK_INVALID_LIST_POSITION;
+  for (guint i = 0; i < G_N_ELEMENTS (boot_orders); i++)
+    if (vireo_boot_order_parse (boot_orders[i], item, NULL)
+        && memcmp (parsed, item, sizeof parsed) == 0)
+      return i;
+  return GTK_INVALID_LIST_POSITION;
 }
 
 /* ---- files ------------------------------------------------------------------------------ */
@@ -256,7 +295,8 @@ file_chosen_cb (GtkNativeDialog *dialog,
 }
 
 static void
-choose_file (VireoDetailsPage *self, const char *title, FileChosenFunc func)
+choose_file_filtered (VireoDetailsPage *self, const char *title, GtkFileFilter *filter,
+                      FileChosenFunc func)
 {
   GtkFileChooserNative *dialog;
 
@@ -264,11 +304,27 @@ choose_file (VireoDetailsPage *self, const char *title, FileChosenFunc func)
   dialog = gtk_file_chooser_native_new (title,
                                         GTK_WINDOW (gtk_widget_get_root (GTK_WIDGET (self))),
                                         GTK_FILE_CHOOSER_ACTION_OPEN, _("_Select"), _("_Cancel"));
+  if (filter != NULL)
+    {
+      g_autoptr(GtkFileFilter) all = gtk_file_filter_new ();
+
+      gtk_file_filter_set_name (all, _("All Files"));
+      gtk_file_filter_add_pattern (all, "*");
+      gtk_file_chooser_add_filter (GTK_FILE_CHOOSER (dialog), filter);
+      gtk_file_chooser_add_filter (GTK_FILE_CHOOSER (dialog), all);
+      gtk_file_chooser_set_filter (GTK_FILE_CHOOSER (dialog), filter);
+    }
   G_GNUC_END_IGNORE_DEPRECATIONS
   gtk_native_dialog_set_modal (GTK_NATIVE_DIALOG (dialog), TRUE);
   g_object_set_data (G_OBJECT (dialog), "func", func);
   g_signal_connect (dialog, "response", G_CALLBACK (file_chosen_cb), g_object_ref (self));
   gtk_native_dialog_show (GTK_NATIVE_DIALOG (dialog));
+}
+
+static void
+choose_file (VireoDetailsPage *self, const char *title, FileChosenFunc func)
+{
+  choose_file_filtered (self, title, NULL, func);
 }
 
 static void
@@ -327,6 +383,120 @@ clear_initrd_action (GtkWidget *widget, const char *name, GVariant *param)
   edit (VIREO_DETAILS_PAGE (widget), set_initrd, NULL);
 }
 
+/* ---- the CD/DVD drive ------------------------------------------------------------------- */
+
+static gboolean
+is_iso_name (const char *path)
+{
+  g_autofree char *lower = g_ascii_strdown (path, -1);
+
+  return g_str_has_suffix (lower, ".iso");
+}
+
+static void
+cdrom_chosen (VireoDetailsPage *self, GFile *file)
+{
+  g_autofree char *path = g_file_get_path (file);
+  g_autoptr(GError) error = NULL;
+
+  if (path == NULL)
+    {
+      vireo_widget_show_toast (GTK_WIDGET (self),
+                               _("Choose a file on this computer: the CD/DVD image must be "
+                                 "readable by path."));
+      return;
+    }
+  if (!vireo_machine_change_cdrom (self->machine, path, &error))
+    vireo_widget_show_error (GTK_WIDGET (self), _("The CD/DVD was not changed"), error);
+  update_cdrom (self);
+}
+
+static void
+change_cdrom_action (GtkWidget *widget, const char *name, GVariant *param)
+{
+  VireoDetailsPage *self = VIREO_DETAILS_PAGE (widget);
+  GtkFileFilter *filter = gtk_file_filter_new ();
+
+  gtk_file_filter_set_name (filter, _("CD/DVD Images"));
+  gtk_file_filter_add_pattern (filter, "*.iso");
+  gtk_file_filter_add_pattern (filter, "*.ISO");
+  gtk_file_filter_add_mime_type (filter, "application/x-cd-image");
+  choose_file_filtered (self, _("Choose a CD/DVD Image"), filter, cdrom_chosen);
+  g_object_unref (filter);
+}
+
+static void
+eject_cdrom_action (GtkWidget *widget, const char *name, GVariant *param)
+{
+  VireoDetailsPage *self = VIREO_DETAILS_PAGE (widget);
+  g_autoptr(GError) error = NULL;
+
+  if (self->machine == NULL)
+    return;
+  if (!vireo_machine_change_cdrom (self->machine, NULL, &error))
+    vireo_widget_show_error (GTK_WIDGET (self), _("The CD/DVD was not ejected"), error);
+  update_cdrom (self);
+}
+
+/* The drive's row and buttons: what is in it, and what can be done now. */
+static void
+update_cdrom (VireoDetailsPage *self)
+{
+  VireoMachineConfig *config = self->machine ? vireo_machine_get_config (self->machine) : NULL;
+  gboolean active, starting, drive, can_change, can_eject;
+  g_autofree char *iso = NULL;
+  g_autofree char *title = NULL;
+  const char *subtitle, *change_tip = NULL, *eject_tip = NULL;
+
+  if (config == NULL)
+    {
+      adw_preferences_row_set_title (ADW_PREFERENCES_ROW (self->cdrom_row), "");
+      adw_action_row_set_subtitle (self->cdrom_row, "");
+      gtk_widget_action_set_enabled (GTK_WIDGET (self), "details.change-cdrom", FALSE);
+      gtk_widget_action_set_enabled (GTK_WIDGET (self), "details.eject-cdrom", FALSE);
+      return;
+    }
+  active = vireo_machine_is_active (self->machine);
+  starting = vireo_machine_get_state (self->machine) == VIREO_MACHINE_STATE_STARTING;
+  drive = vireo_machine_has_cdrom_drive (self->machine);
+  iso = vireo_machine_dup_cdrom (self->machine);
+
+  if (iso != NULL)
+    {
+      title = g_path_get_basename (iso);
+      subtitle = iso;
+    }
+  else if (drive)
+    {
+      title = g_strdup (C_("cdrom", "Empty"));
+      subtitle = _("Choose an ISO image to put in the drive");
+    }
+  else
+    {
+      title = g_strdup (_("No CD/DVD drive"));
+      subtitle = active ? _("Shut down the machine to add one")
+                        : _("Choose an ISO image to add a drive");
+    }
+  adw_preferences_row_set_title (ADW_PREFERENCES_ROW (self->cdrom_row), title);
+  adw_action_row_set_subtitle (self->cdrom_row, subtitle);
+
+  can_change = !starting && (drive || !active);
+  can_eject = !starting && iso != NULL;
+  if (starting)
+    change_tip = eject_tip = _("Wait until the machine has started");
+  else
+    {
+      if (!can_change)
+        change_tip = _("This machine has no CD/DVD drive. Shut it down to add one.");
+      if (!can_eject)
+        eject_tip = drive ? _("The drive is empty") : _("This machine has no CD/DVD drive");
+    }
+  gtk_widget_action_set_enabled (GTK_WIDGET (self), "details.change-cdrom", can_change);
+  gtk_widget_action_set_enabled (GTK_WIDGET (self), "details.eject-cdrom", can_eject);
+  gtk_widget_set_tooltip_text (self->change_cdrom_button, change_tip);
+  gtk_widget_set_tooltip_text (self->eject_button, eject_tip);
+}
+
 /* ---- disks ------------------------------------------------------------------------------ */
 
 static void
@@ -353,12 +523,14 @@ disk_chosen (VireoDetailsPage *self, GFile *file)
                                error);
       return;
     }
-  disk = vireo_disk_config_new (path, format);
-  if (g_str_has_suffix (path, ".iso") || g_str_has_suffix (path, ".ISO"))
+  if (is_iso_name (path))
     {
-      disk->media = VIREO_DISK_MEDIA_CDROM;
-      disk->readonly = TRUE;
+      /* An ISO image goes in the CD/DVD drive (a machine without one gets one). */
+      if (!vireo_machine_change_cdrom (self->machine, path, &error))
+        vireo_widget_show_error (GTK_WIDGET (self), _("The CD/DVD was not changed"), error);
+      return;
     }
+  disk = vireo_disk_config_new (path, format);
   edit (self, add_disk, disk);
 }
 
@@ -416,6 +588,9 @@ disk_subtitle (VireoDetailsPage *self, VireoDiskConfig *disk)
   g_autoptr(GError) error = NULL;
   g_autoptr(VrDisk) vd = NULL;
 
+  if (disk->media == VIREO_DISK_MEDIA_CDROM && disk->ejected)
+    /* Translators: a CD/DVD drive with no disc in it */
+    return g_strdup_printf ("%s · %s", _("CD/DVD"), C_("cdrom", "empty"));
   /* Reading the header of a local image: quick. */
   vd = vr_disk_open (full, disk->format, VR_DISK_OPEN_READONLY | VR_DISK_OPEN_METADATA_ONLY,
                      &error);
@@ -484,12 +659,18 @@ make_disk_row (VireoDetailsPage *self, guint index, VireoDiskConfig *disk)
   GtkWidget *expander = adw_expander_row_new ();
   GtkWidget *row, *sw, *button;
 
-  adw_preferences_row_set_title (ADW_PREFERENCES_ROW (expander), base);
+  adw_preferences_row_set_title (ADW_PREFERENCES_ROW (expander),
+                                 disk->media == VIREO_DISK_MEDIA_CDROM && disk->ejected
+                                   ? _("CD/DVD drive")
+                                   : base);
   adw_expander_row_set_subtitle (ADW_EXPANDER_ROW (expander), subtitle);
   adw_expander_row_add_prefix (ADW_EXPANDER_ROW (expander),
                                gtk_image_new_from_icon_name (disk->media == VIREO_DISK_MEDIA_CDROM
                                                                ? "media-optical-symbolic"
                                                                : "drive-harddisk-symbolic"));
+
+  if (disk->media == VIREO_DISK_MEDIA_CDROM)
+    goto remove;   /* a disc is read-only, and cannot grow */
 
   row = adw_action_row_new ();
   adw_preferences_row_set_title (ADW_PREFERENCES_ROW (row), _("Read Only"));
@@ -532,6 +713,7 @@ make_disk_row (VireoDetailsPage *self, guint index, VireoDiskConfig *disk)
                                  _("Only qcow2 and raw disk images can be resized"));
   adw_expander_row_add_row (ADW_EXPANDER_ROW (expander), row);
 
+remove:
   row = adw_action_row_new ();
   adw_preferences_row_set_title (ADW_PREFERENCES_ROW (row), _("Remove From This Machine"));
   adw_action_row_set_subtitle (ADW_ACTION_ROW (row),
@@ -904,6 +1086,9 @@ update_sensitivity (VireoDetailsPage *self)
     }
   gtk_widget_set_sensitive (GTK_WIDGET (self->general_group), usable);
   gtk_widget_set_sensitive (GTK_WIDGET (self->serial_log_row), usable);
+  /* The disc can be changed while the machine runs. */
+  gtk_widget_set_sensitive (GTK_WIDGET (self->cdrom_group), usable);
+  update_cdrom (self);
   adw_preferences_group_set_description (self->hardware_group,
                                          active ? _("Most settings can be changed only while "
                                                     "the machine is off.")
@@ -939,12 +1124,12 @@ refresh (VireoDetailsPage *self)
       gtk_switch_set_active (self->serial_log_switch, config->serial_log);
 
       adw_combo_row_set_selected (self->boot_kind_row, config->boot_kind);
+      adw_combo_row_set_selected (self->boot_order_row,
+                                  boot_order_index (vireo_machine_config_get_boot_order (config)));
       adw_action_row_set_subtitle (self->kernel_row, config->kernel ? config->kernel : none);
       adw_action_row_set_subtitle (self->initrd_row, config->initrd ? config->initrd : none);
       gtk_editable_set_text (GTK_EDITABLE (self->cmdline_row),
                              config->cmdline ? config->cmdline : "");
-      gtk_editable_set_text (GTK_EDITABLE (self->boot_order_row),
-                             config->boot_order ? config->boot_order : "");
       gtk_widget_set_visible (GTK_WIDGET (self->kernel_row),
                               config->boot_kind == VIREO_BOOT_KERNEL);
       gtk_widget_set_visible (GTK_WIDGET (self->initrd_row),
@@ -1151,6 +1336,10 @@ vireo_details_page_class_init (VireoDetailsPageClass *klass)
   BIND (initrd_row);
   BIND (cmdline_row);
   BIND (boot_order_row);
+  BIND (cdrom_group);
+  BIND (cdrom_row);
+  BIND (eject_button);
+  BIND (change_cdrom_button);
 #undef BIND
   gtk_widget_class_bind_template_callback (widget_class, name_apply_cb);
   gtk_widget_class_bind_template_callback (widget_class, source_apply_cb);
@@ -1160,7 +1349,7 @@ vireo_details_page_class_init (VireoDetailsPageClass *klass)
   gtk_widget_class_bind_template_callback (widget_class, serial_log_changed_cb);
   gtk_widget_class_bind_template_callback (widget_class, boot_kind_changed_cb);
   gtk_widget_class_bind_template_callback (widget_class, cmdline_apply_cb);
-  gtk_widget_class_bind_template_callback (widget_class, boot_order_apply_cb);
+  gtk_widget_class_bind_template_callback (widget_class, boot_order_changed_cb);
 
   gtk_widget_class_install_action (widget_class, "details.choose-kernel", NULL,
                                    choose_kernel_action);
@@ -1169,6 +1358,10 @@ vireo_details_page_class_init (VireoDetailsPageClass *klass)
   gtk_widget_class_install_action (widget_class, "details.clear-initrd", NULL,
                                    clear_initrd_action);
   gtk_widget_class_install_action (widget_class, "details.add-disk", NULL, add_disk_action);
+  gtk_widget_class_install_action (widget_class, "details.change-cdrom", NULL,
+                                   change_cdrom_action);
+  gtk_widget_class_install_action (widget_class, "details.eject-cdrom", NULL,
+                                   eject_cdrom_action);
   gtk_widget_class_install_action (widget_class, "details.add-nic", NULL, add_nic_action);
   gtk_widget_class_install_action (widget_class, "details.clone", NULL, clone_action);
   gtk_widget_class_install_action (widget_class, "details.delete", NULL, delete_action);
@@ -1187,4 +1380,7 @@ vireo_details_page_init (VireoDetailsPage *self)
                                   self);
   g_signal_group_connect_swapped (self->signals, "notify::state",
                                   G_CALLBACK (update_sensitivity), self);
+  /* The guest may eject the disc itself. */
+  g_signal_group_connect_swapped (self->signals, "notify::cdrom", G_CALLBACK (queue_refresh),
+                                  self);
 }

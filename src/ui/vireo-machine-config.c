@@ -46,7 +46,8 @@ static const char *const boot_keys[] = { "Kind", "Kernel", "Initrd", "Cmdline", 
                                          "BootOrder", NULL };
 static const char *const hardware_keys[] = { "Memory", "Cpus", "Display", "Input", "Rng",
                                              "SerialLog", NULL };
-static const char *const disk_keys[] = { "Path", "Format", "ReadOnly", "Media", "Serial", NULL };
+static const char *const disk_keys[] = { "Path", "Format", "ReadOnly", "Media", "Ejected",
+                                         "Serial", NULL };
 static const char *const nic_keys[] = { "Kind", "Tap", "Mac", "HostForwards", NULL };
 
 static const char *const boot_kind_names[] = { "kernel", "disk", "cdrom" };
@@ -117,6 +118,7 @@ vireo_disk_config_copy (const VireoDiskConfig *disk)
   copy->format = disk->format;
   copy->readonly = disk->readonly;
   copy->media = disk->media;
+  copy->ejected = disk->ejected;
   copy->serial = g_strdup (disk->serial);
   copy->create_size = disk->create_size;
   copy->extra = extra_copy (disk->extra);
@@ -471,9 +473,13 @@ load_disk (GKeyFile *kf, const char *group, VireoMachineConfig *config, GError *
   disk = vireo_disk_config_new (path, fmt);
   if (!get_bool (kf, group, "ReadOnly", FALSE, &disk->readonly, error)
       || !get_enum (kf, group, "Media", media_names, G_N_ELEMENTS (media_names),
-                    VIREO_DISK_MEDIA_DISK, &media, error))
+                    VIREO_DISK_MEDIA_DISK, &media, error)
+      || !get_bool (kf, group, "Ejected", FALSE, &disk->ejected, error))
     return FALSE;
   disk->media = media;
+  /* Only a drive can be empty. */
+  if (disk->media != VIREO_DISK_MEDIA_CDROM)
+    disk->ejected = FALSE;
   disk->serial = get_string (kf, group, "Serial");
   keep_unknown_keys (kf, group, disk_keys, NULL, disk->extra);
   g_ptr_array_add (config->disks, g_steal_pointer (&disk));
@@ -851,6 +857,8 @@ vireo_machine_config_to_data (VireoMachineConfig *config,
       g_key_file_set_boolean (kf, group, "ReadOnly", disk->readonly);
       g_key_file_set_string (kf, group, "Media",
                              media_names[disk->media == VIREO_DISK_MEDIA_CDROM]);
+      if (disk->media == VIREO_DISK_MEDIA_CDROM && disk->ejected)
+        g_key_file_set_boolean (kf, group, "Ejected", TRUE);
       set_string_maybe (kf, group, "Serial", disk->serial);
       set_extra_table (kf, group, disk->extra);
     }
@@ -972,6 +980,164 @@ check_file (const char *what, const char *path, const char *machine_dir, GError 
   return TRUE;
 }
 
+/* ---- booting ---------------------------------------------------------------------------- */
+
+VireoDiskConfig *
+vireo_machine_config_get_cdrom (VireoMachineConfig *config)
+{
+  g_return_val_if_fail (config != NULL, NULL);
+
+  for (guint i = 0; i < config->disks->len; i++)
+    {
+      VireoDiskConfig *disk = g_ptr_array_index (config->disks, i);
+
+      if (disk->media == VIREO_DISK_MEDIA_CDROM)
+        return disk;
+    }
+  return NULL;
+}
+
+char *
+vireo_machine_config_dup_firmware (VireoMachineConfig *config)
+{
+  g_return_val_if_fail (config != NULL, NULL);
+
+  if (config->boot_kind == VIREO_BOOT_KERNEL)
+    return NULL;
+  if (config->firmware != NULL)
+    return g_strdup (config->firmware);
+  return g_build_filename (SEABIOS_DIR, "bios.bin", NULL);
+}
+
+const char *
+vireo_machine_config_get_boot_order (VireoMachineConfig *config)
+{
+  g_return_val_if_fail (config != NULL, NULL);
+
+  switch (config->boot_kind)
+    {
+    case VIREO_BOOT_KERNEL:
+      return NULL;
+    case VIREO_BOOT_CDROM:
+      return config->boot_order ? config->boot_order : "cdrom,disk";
+    case VIREO_BOOT_DISK:
+    default:
+      if (config->boot_order != NULL)
+        return config->boot_order;
+      return vireo_machine_config_get_cdrom (config) ? "disk,cdrom" : "disk";
+    }
+}
+
+gboolean
+vireo_boot_order_parse (const char    *text,
+                        VrBootDevice  *out,
+                        GError       **error)
+{
+  g_auto(GStrv) parts = NULL;
+  guint n = 0;
+
+  g_return_val_if_fail (out != NULL, FALSE);
+
+  for (guint i = 0; i < VR_MAX_BOOT_DEVICES; i++)
+    out[i] = VR_BOOT_DEVICE_END;
+  if (text == NULL)
+    goto bad;
+  parts = g_strsplit (text, ",", -1);
+  for (guint i = 0; parts[i] != NULL; i++)
+    {
+      g_autofree char *word = g_strstrip (g_strdup (parts[i]));
+      VrBootDevice device;
+
+      if (g_ascii_strcasecmp (word, "cdrom") == 0)
+        device = VR_BOOT_DEVICE_CDROM;
+      else if (g_ascii_strcasecmp (word, "disk") == 0)
+        device = VR_BOOT_DEVICE_DISK;
+      else
+        goto bad;
+      for (guint j = 0; j < n; j++)
+        if (out[j] == device)
+          goto bad;
+      if (n + 1 >= VR_MAX_BOOT_DEVICES)
+        goto bad;
+      out[n++] = device;
+    }
+  if (n > 0)
+    return TRUE;
+
+bad:
+  for (guint i = 0; i < VR_MAX_BOOT_DEVICES; i++)
+    out[i] = VR_BOOT_DEVICE_END;
+  return set_error (error, VIREO_MACHINE_CONFIG_ERROR_INVALID,
+                    _("The boot order “%s” is not valid. List “cdrom” and “disk” in the order "
+                      "to try them, separated by a comma, like “cdrom,disk”."),
+                    text ? text : "");
+}
+
+/* That the machine has what it boots from: one CD/DVD drive at most, a disk or a drive for
+ * the firmware kinds, a boot order that parses. */
+static gboolean
+check_boot (VireoMachineConfig *config, GError **error)
+{
+  VrBootDevice order[VR_MAX_BOOT_DEVICES];
+  guint n_disks = 0, cdrom = 0;
+  gboolean has_cdrom = FALSE;
+
+  for (guint i = 0; i < config->disks->len; i++)
+    {
+      const VireoDiskConfig *disk = g_ptr_array_index (config->disks, i);
+
+      if (disk->media != VIREO_DISK_MEDIA_CDROM)
+        n_disks++;
+      else if (!has_cdrom)
+        {
+          has_cdrom = TRUE;
+          cdrom = i;
+        }
+      else
+        return set_error (error, VIREO_MACHINE_CONFIG_ERROR_INVALID,
+                          _("A machine has one CD/DVD drive, but disks %u and %u are both "
+                            "CD/DVD images. Remove one of them in Details."),
+                          cdrom + 1, i + 1);
+    }
+
+  switch (config->boot_kind)
+    {
+    case VIREO_BOOT_DISK:
+      if (n_disks == 0)
+        return set_error (error, VIREO_MACHINE_CONFIG_ERROR_MISSING,
+                          _("The machine starts from a disk, but it has none. Add a disk "
+                            "image in Details, or start it from something else."));
+      break;
+    case VIREO_BOOT_CDROM:
+      if (!has_cdrom)
+        return set_error (error, VIREO_MACHINE_CONFIG_ERROR_MISSING,
+                          _("The machine starts from a CD/DVD image, but it has no CD/DVD "
+                            "drive. Add an ISO image in Details, or start it from something "
+                            "else."));
+      break;
+    case VIREO_BOOT_KERNEL:
+    default:
+      return TRUE;
+    }
+  return vireo_boot_order_parse (vireo_machine_config_get_boot_order (config), order, error);
+}
+
+static gboolean
+check_firmware (VireoMachineConfig *config, const char *machine_dir, GError **error)
+{
+  g_autofree char *firmware = vireo_machine_config_dup_firmware (config);
+  g_autofree char *full = vireo_machine_config_resolve_path (firmware, machine_dir);
+
+  if (config->firmware != NULL)
+    return check_file (_("The firmware"), config->firmware, machine_dir, error);
+  if (!g_file_test (full, G_FILE_TEST_IS_REGULAR))
+    return set_error (error, VIREO_MACHINE_CONFIG_ERROR_MISSING,
+                      _("The PC firmware “%s” is missing. Install SeaBIOS (the “seabios” "
+                        "package) to start machines from a disk or a CD/DVD image."),
+                      full);
+  return TRUE;
+}
+
 gboolean
 vireo_machine_config_validate (VireoMachineConfig  *config,
                                const char          *machine_dir,
@@ -1017,22 +1183,9 @@ vireo_machine_config_validate (VireoMachineConfig  *config,
     return set_error (error, VIREO_MACHINE_CONFIG_ERROR_INVALID,
                       _("A machine can have at most %d network cards."), VR_MAX_NICS);
 
-  switch (config->boot_kind)
-    {
-    case VIREO_BOOT_KERNEL:
-      if (config->kernel == NULL)
-        return set_error (error, VIREO_MACHINE_CONFIG_ERROR_MISSING,
-                          _("The machine boots a Linux kernel, but none is chosen."));
-      break;
-    case VIREO_BOOT_DISK:
-    case VIREO_BOOT_CDROM:
-      if (config->disks->len == 0)
-        return set_error (error, VIREO_MACHINE_CONFIG_ERROR_MISSING,
-                          _("The machine boots from a disk, but it has none."));
-      break;
-    default:
-      break;
-    }
+  if (config->boot_kind == VIREO_BOOT_KERNEL && config->kernel == NULL)
+    return set_error (error, VIREO_MACHINE_CONFIG_ERROR_MISSING,
+                      _("The machine boots a Linux kernel, but none is chosen."));
 
   for (guint i = 0; i < config->disks->len; i++)
     {
@@ -1067,9 +1220,14 @@ vireo_machine_config_validate (VireoMachineConfig  *config,
         }
     }
 
+  /* What follows is checked when the machine starts (and shown as the machine's problem),
+   * not when the settings are edited: a change that takes two steps (start from a CD/DVD
+   * image, then choose the image) is not refused halfway. */
   if (machine_dir == NULL)
     return TRUE;
 
+  if (!check_boot (config, error))
+    return FALSE;
   if (config->boot_kind == VIREO_BOOT_KERNEL)
     {
       if (!check_file (_("The kernel"), config->kernel, machine_dir, error))
@@ -1078,11 +1236,19 @@ vireo_machine_config_validate (VireoMachineConfig  *config,
                                          error))
         return FALSE;
     }
+  else if (!check_firmware (config, machine_dir, error))
+    return FALSE;
   for (guint i = 0; i < config->disks->len; i++)
     {
       const VireoDiskConfig *disk = g_ptr_array_index (config->disks, i);
 
-      if (!check_file (_("The disk image"), disk->path, machine_dir, error))
+      if (disk->media == VIREO_DISK_MEDIA_CDROM)
+        {
+          if (!disk->ejected && !check_file (_("The CD/DVD image"), disk->path, machine_dir,
+                                             error))
+            return FALSE;
+        }
+      else if (!check_file (_("The disk image"), disk->path, machine_dir, error))
         return FALSE;
     }
   return TRUE;
@@ -1095,29 +1261,69 @@ vireo_machine_config_to_vr (VireoMachineConfig  *config,
                             GError             **error)
 {
   g_autoptr(GPtrArray) nics = g_ptr_array_new_with_free_func (g_free);
+  VrBootDevice order[VR_MAX_BOOT_DEVICES];
+  const VireoDiskConfig *cdrom;
+  gboolean firmware;
+  guint n_disks, n;
 
   g_return_val_if_fail (config != NULL, FALSE);
   g_return_val_if_fail (machine_dir != NULL, FALSE);
   g_return_val_if_fail (out != NULL, FALSE);
 
-  if (config->boot_kind != VIREO_BOOT_KERNEL)
-    {
-      g_set_error_literal (error, G_IO_ERROR, G_IO_ERROR_NOT_SUPPORTED,
-                           _("Booting from a disk or an installer needs the PC firmware, which "
-                             "this version of Vireo cannot run yet. Choose a Linux kernel to "
-                             "boot in the machine’s details."));
-      return FALSE;
-    }
+  if (!check_boot (config, error))
+    return FALSE;
+  firmware = config->boot_kind != VIREO_BOOT_KERNEL;
+  for (guint i = 0; i < VR_MAX_BOOT_DEVICES; i++)
+    order[i] = VR_BOOT_DEVICE_END;
+  if (firmware
+      && !vireo_boot_order_parse (vireo_machine_config_get_boot_order (config), order, error))
+    return FALSE;
+  cdrom = vireo_machine_config_get_cdrom (config);
+  n_disks = config->disks->len - (cdrom != NULL);
 
   g_free (out->name);
   out->name = g_strdup (config->name);
-  g_free (out->kernel);
-  out->kernel = vireo_machine_config_resolve_path (config->kernel, machine_dir);
-  g_free (out->initrd);
-  out->initrd = config->initrd ? vireo_machine_config_resolve_path (config->initrd, machine_dir)
-                               : NULL;
-  g_free (out->cmdline);
-  out->cmdline = g_strdup (config->cmdline);
+  g_clear_pointer (&out->kernel, g_free);
+  g_clear_pointer (&out->initrd, g_free);
+  g_clear_pointer (&out->cmdline, g_free);
+  g_clear_pointer (&out->firmware, g_free);
+  g_clear_pointer (&out->vga_rom, g_free);
+  if (!firmware)
+    {
+      out->kernel = vireo_machine_config_resolve_path (config->kernel, machine_dir);
+      out->initrd = config->initrd
+                      ? vireo_machine_config_resolve_path (config->initrd, machine_dir)
+                      : NULL;
+      out->cmdline = g_strdup (config->cmdline);
+    }
+  else
+    {
+      g_autofree char *path = vireo_machine_config_dup_firmware (config);
+      g_autofree char *rom_dir = g_path_get_dirname (VR_SEABIOS_VGA_ROM_PATH);
+
+      out->firmware = vireo_machine_config_resolve_path (path, machine_dir);
+      /* SeaBIOS installed elsewhere (a Flatpak): its display ROM is beside it. */
+      if (config->firmware == NULL && g_strcmp0 (SEABIOS_DIR, rom_dir) != 0)
+        {
+          g_autofree char *rom = g_path_get_basename (VR_SEABIOS_VGA_ROM_PATH);
+
+          out->vga_rom = g_build_filename (SEABIOS_DIR, rom, NULL);
+        }
+    }
+
+  /* The CD/DVD drive, then what the firmware tries, in order: devices the machine lacks
+   * are left out (with nothing left, the engine's default). */
+  g_clear_pointer (&out->cdrom, g_free);
+  out->cdrom_drive = cdrom != NULL;
+  if (cdrom != NULL && !cdrom->ejected)
+    out->cdrom = vireo_machine_config_resolve_path (cdrom->path, machine_dir);
+  n = 0;
+  for (guint i = 0; i < VR_MAX_BOOT_DEVICES; i++)
+    out->boot_order[i] = VR_BOOT_DEVICE_END;
+  for (guint i = 0; i < VR_MAX_BOOT_DEVICES && order[i] != VR_BOOT_DEVICE_END; i++)
+    if ((order[i] == VR_BOOT_DEVICE_CDROM && cdrom != NULL)
+        || (order[i] == VR_BOOT_DEVICE_DISK && n_disks > 0))
+      out->boot_order[n++] = order[i];
   out->memory = config->memory_mib << 20;
   out->cpus = config->cpus;
   out->serial = VR_SERIAL_PTY;
@@ -1148,17 +1354,20 @@ vireo_machine_config_to_vr (VireoMachineConfig  *config,
       g_free (out->disks[i].serial);
     }
   g_clear_pointer (&out->disks, g_free);
-  out->n_disks = config->disks->len;
-  out->disks = out->n_disks ? g_new0 (VrDiskConfig, out->n_disks) : NULL;
+  out->n_disks = n_disks;
+  out->disks = n_disks ? g_new0 (VrDiskConfig, n_disks) : NULL;
+  n = 0;
   for (guint i = 0; i < config->disks->len; i++)
     {
       const VireoDiskConfig *disk = g_ptr_array_index (config->disks, i);
 
-      out->disks[i].path = vireo_machine_config_resolve_path (disk->path, machine_dir);
-      out->disks[i].format = g_strdup (vr_disk_format_to_string (disk->format));
-      out->disks[i].readonly = disk->readonly || disk->media == VIREO_DISK_MEDIA_CDROM
-                               || disk->format == VR_DISK_FORMAT_VMDK;
-      out->disks[i].serial = g_strdup (disk->serial);
+      if (disk == cdrom)
+        continue;
+      out->disks[n].path = vireo_machine_config_resolve_path (disk->path, machine_dir);
+      out->disks[n].format = g_strdup (vr_disk_format_to_string (disk->format));
+      out->disks[n].readonly = disk->readonly || disk->format == VR_DISK_FORMAT_VMDK;
+      out->disks[n].serial = g_strdup (disk->serial);
+      n++;
     }
 
   for (guint i = 0; i < config->nics->len; i++)

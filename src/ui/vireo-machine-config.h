@@ -17,7 +17,15 @@ G_BEGIN_DECLS
  *   [Boot]       Kind = kernel|disk|cdrom, Kernel, Initrd, Cmdline, Firmware, BootOrder
  *   [Hardware]   Memory (MiB), Cpus, Display = std|virtio|none, Input, Rng, SerialLog
  *   [Disk N]     Path (relative to the machine's folder when inside it), Format, ReadOnly,
- *                Media = disk|cdrom, Serial
+ *                Media = disk|cdrom, Ejected (cdrom: the drive is empty), Serial
+ *
+ * Booting: Kind=kernel loads Kernel (+ Initrd, Cmdline) directly. Kind=disk and Kind=cdrom
+ * boot through the PC firmware (Firmware, or SeaBIOS where Vireo was built to find it), in
+ * the order BootOrder gives ("cdrom,disk", "disk,cdrom", "disk", "cdrom"); without one,
+ * Kind=cdrom tries the CD/DVD drive, then the disks, and Kind=disk the disks, then the
+ * drive. The machine has one CD/DVD drive: the one disk with Media=cdrom (an ISO image,
+ * used where it is, never copied); Ejected=true keeps its Path (the last image) but leaves
+ * the drive empty. Every other disk is a virtio-blk disk.
  *   [Network N]  Kind = user|tap|none, Tap, Mac, HostForwards (a list of QEMU hostfwd rules)
  *
  * Keys and groups this version does not know are kept and written back unchanged, so a
@@ -77,6 +85,7 @@ typedef struct
   VrDiskFormat    format;       /* never guessed when the machine starts */
   gboolean        readonly;
   VireoDiskMedia  media;
+  gboolean        ejected;      /* cdrom: the drive is empty; @path is the last image */
   char           *serial;       /* optional */
   /* Not stored: when creating a machine, a new image of this size (bytes) is made at @path
    * (relative to the new machine's folder). */
@@ -114,7 +123,7 @@ typedef struct
   char             *initrd;
   char             *cmdline;
   char             *firmware;     /* NULL: the default (SeaBIOS) */
-  char             *boot_order;   /* e.g. "cdrom,disk", or NULL */
+  char             *boot_order;   /* e.g. "cdrom,disk", or NULL: the kind's default */
 
   /* Hardware */
   guint64           memory_mib;
@@ -153,16 +162,33 @@ gboolean            vireo_machine_config_save          (VireoMachineConfig  *con
                                                          const char         *path,
                                                          GError            **error);
 
-/* Names, ranges, and (with @machine_dir) that every file the machine needs exists. */
+/* Names and ranges; with @machine_dir also what is checked when the machine starts: that
+ * what it boots from is there (a kernel, a disk, one CD/DVD drive, a valid BootOrder) and
+ * that every file it needs exists (the firmware, images; not an ejected one). */
 gboolean            vireo_machine_config_validate      (VireoMachineConfig  *config,
                                                          const char         *machine_dir,
                                                          GError            **error);
 /* Fills @out (initialised with vr_machine_config_init() by the caller) for the engine:
  * relative paths resolved against @machine_dir, the network cards as --net strings, the
- * serial port on a pty (logged to serial.log when SerialLog is on). */
+ * serial port on a pty (logged to serial.log when SerialLog is on); for Kind=disk|cdrom the
+ * firmware and boot order, the CD/DVD drive as @out->cdrom (the other disks virtio-blk).
+ * Fails as validate() does for what it cannot express (a second CD/DVD drive). */
 gboolean            vireo_machine_config_to_vr         (VireoMachineConfig  *config,
                                                          const char         *machine_dir,
                                                          VrMachineConfig    *out,
+                                                         GError            **error);
+/* The CD/DVD drive (the first disk with Media=cdrom), or NULL. */
+VireoDiskConfig    *vireo_machine_config_get_cdrom     (VireoMachineConfig  *config);
+/* The firmware image the machine boots through (Firmware, or the default SeaBIOS), or NULL
+ * for Kind=kernel (g_free it). */
+char               *vireo_machine_config_dup_firmware  (VireoMachineConfig  *config);
+/* The boot order in effect: BootOrder, or the kind's default ("cdrom,disk"; "disk,cdrom"
+ * with a CD/DVD drive, else "disk"); NULL for Kind=kernel. */
+const char         *vireo_machine_config_get_boot_order (VireoMachineConfig *config);
+/* Parses a BootOrder ("cdrom,disk"…: each of cdrom and disk at most once, case and spaces
+ * ignored) into @out (VR_MAX_BOOT_DEVICES entries), VR_BOOT_DEVICE_END-terminated. */
+gboolean            vireo_boot_order_parse             (const char          *text,
+                                                         VrBootDevice       *out,
                                                          GError            **error);
 /* A path from the file resolved against @machine_dir (g_free it). */
 char               *vireo_machine_config_resolve_path  (const char          *path,

@@ -101,16 +101,32 @@ static void
 update_banner (VireoMachineView *self)
 {
   const char *problem = vireo_machine_get_problem (self->machine);
+  const GError *error = vireo_machine_get_problem_error (self->machine);
+  const char *boot_failure = vireo_machine_get_boot_failure (self->machine);
+  g_autofree char *text = NULL;
 
-  if (problem != NULL)
-    {
-      /* Translators: %s says which file is missing; the banner offers "Open Details" */
-      g_autofree char *text = g_strdup_printf (_("This machine cannot start: %s Choose the "
-                                                 "file again in Details."), problem);
+  if (problem != NULL && g_error_matches (error, VIREO_MACHINE_CONFIG_ERROR,
+                                          VIREO_MACHINE_CONFIG_ERROR_NOT_FOUND))
+    /* Translators: %s says which file is missing; the banner offers "Open Details" */
+    text = g_strdup_printf (_("This machine cannot start: %s Choose the file again in "
+                              "Details."), problem);
+  else if (problem != NULL)
+    /* Translators: %s says what is wrong and what to do; the banner offers "Open Details" */
+    text = g_strdup_printf (_("This machine cannot start: %s"), problem);
+  else if (boot_failure != NULL && *boot_failure != '\0')
+    /* Translators: %s is what the PC firmware printed, in English, like "No bootable
+     * device."; the banner offers "Open Details" */
+    text = g_strdup_printf (_("The machine found nothing to boot (the firmware says: “%s”). "
+                              "Insert an installer ISO or choose another boot device in "
+                              "Details."),
+                            boot_failure);
+  else if (boot_failure != NULL)
+    text = g_strdup (_("The machine found nothing to boot. Insert an installer ISO or choose "
+                       "another boot device in Details."));
 
-      gtk_label_set_label (self->banner_label, text);
-    }
-  gtk_revealer_set_reveal_child (self->banner_revealer, problem != NULL);
+  if (text != NULL)
+    gtk_label_set_label (self->banner_label, text);
+  gtk_revealer_set_reveal_child (self->banner_revealer, text != NULL);
 }
 
 static void
@@ -185,6 +201,16 @@ vireo_machine_view_get_display_state (VireoMachineView *self)
 {
   g_return_val_if_fail (VIREO_IS_MACHINE_VIEW (self), NULL);
   return gtk_stack_get_visible_child_name (self->display_stack);
+}
+
+const char *
+vireo_machine_view_get_banner (VireoMachineView *self)
+{
+  g_return_val_if_fail (VIREO_IS_MACHINE_VIEW (self), NULL);
+
+  if (!gtk_revealer_get_reveal_child (self->banner_revealer))
+    return NULL;
+  return gtk_label_get_label (self->banner_label);
 }
 
 static void
@@ -355,6 +381,8 @@ vireo_machine_view_init (VireoMachineView *self)
                                   self);
   g_signal_group_connect_swapped (self->signals, "notify::problem", G_CALLBACK (update_banner),
                                   self);
+  g_signal_group_connect_swapped (self->signals, "notify::boot-failure",
+                                  G_CALLBACK (update_banner), self);
   g_signal_group_connect_swapped (self->signals, "notify::problem", G_CALLBACK (update_display),
                                   self);
   g_signal_group_connect_swapped (self->signals, "notify::thumbnail",

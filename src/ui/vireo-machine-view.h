@@ -14,7 +14,8 @@ G_BEGIN_DECLS
 /*
  * One machine's pages in an AdwViewStack (the window puts its switcher in the header bar):
  * Display (the guest's screen while it runs; its last frame and a Start button while it is
- * off), Console, Details, Snapshots, Performance. A banner says when a file is missing.
+ * off), Console, Details, Snapshots, Performance. A banner says when the machine cannot
+ * start (a file is missing…) or, while it runs, when its firmware found nothing to boot.
  */
 
 #define VIREO_TYPE_MACHINE_VIEW (vireo_machine_view_get_type ())
@@ -34,6 +35,8 @@ void                  vireo_machine_view_show_page       (VireoMachineView *self
                                                           const char       *name);
 /* What the Display page shows: "screen", "off", "starting", "headless" or "broken". */
 const char           *vireo_machine_view_get_display_state (VireoMachineView *self);
+/* The banner above the pages (a missing file, nothing to boot), or NULL when hidden. */
+const char           *vireo_machine_view_get_banner      (VireoMachineView *self);
 /* clang-format on */
 
 G_END_DECLS

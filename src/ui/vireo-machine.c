@@ -32,6 +32,8 @@ struct _VireoMachine
   VireoMachineConfig *config;         /* NULL when broken */
   char               *broken_reason;
   char               *problem;        /* a file it needs is missing, or NULL */
+  GError             *problem_error;  /* the same, as the error that said so */
+  char               *boot_failure;   /* the firmware found nothing to boot: its words */
 
   VireoMachineState   state;
   VrMachine          *vr;             /* while one exists */
@@ -98,6 +100,8 @@ enum
   PROP_HAS_SAVED_STATE,
   PROP_SAVED_STATE_ERROR,
   PROP_RESUMED,
+  PROP_BOOT_FAILURE,
+  PROP_CDROM,
   N_PROPS
 };
 
@@ -137,6 +141,8 @@ vireo_machine_state_to_label (VireoMachineState state)
 
 static void stats_stop (VireoMachine *self);
 static void stats_start (VireoMachine *self);
+static void set_boot_failure (VireoMachine *self, const char *message);
+static void sync_cdrom (VireoMachine *self);
 
 static void
 set_state (VireoMachine *self, VireoMachineState state)
@@ -194,6 +200,8 @@ teardown (VireoMachine *self)
   self->memory_usage = 0;
   if (had_pty)
     g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_SERIAL_PTY]);
+  set_boot_failure (self, NULL);
+  g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_CDROM]);
   g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_CPU_USAGE]);
   g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_MEMORY_USAGE]);
   if (self->state != VIREO_MACHINE_STATE_BROKEN)
@@ -257,6 +265,32 @@ vr_event_cb (VrMachine     *vr,
         if (event->state == VR_STATE_STOPPED)
           schedule_teardown (self);
       }
+      break;
+
+    case VR_EVENT_BOOT_FAILED:
+      {
+        /* SeaBIOS: "No bootable device.  Retrying in 5 seconds." — one space is enough. */
+        g_auto(GStrv) words = g_strsplit_set (event->message ? event->message : "", " \t\r\n",
+                                              -1);
+        g_autoptr(GStrvBuilder) builder = g_strv_builder_new ();
+        g_auto(GStrv) kept = NULL;
+        g_autofree char *message = NULL;
+
+        for (guint i = 0; words[i] != NULL; i++)
+          if (*words[i] != '\0')
+            g_strv_builder_add (builder, words[i]);
+        kept = g_strv_builder_end (builder);
+        message = g_strjoinv (" ", kept);
+        g_debug ("%s: nothing to boot: %s", self->uuid, message);
+        /* The firmware tries again after a while, resetting the machine itself: the message
+         * stays until the user changes something (a reset, another disc) or it stops. */
+        set_boot_failure (self, message);
+      }
+      break;
+
+    case VR_EVENT_CDROM_CHANGED:
+      /* The guest may have ejected the disc itself: machine.conf follows the drive. */
+      sync_cdrom (self);
       break;
 
     case VR_EVENT_RESET:
@@ -361,6 +395,8 @@ vireo_machine_finalize (GObject *object)
   g_clear_pointer (&self->config, vireo_machine_config_unref);
   g_free (self->broken_reason);
   g_free (self->problem);
+  g_clear_error (&self->problem_error);
+  g_free (self->boot_failure);
   g_free (self->saved_state_error);
   g_free (self->vcpu_times);
   g_free (self->vcpu_usage);
@@ -432,6 +468,12 @@ vireo_machine_get_property (GObject    *object,
     case PROP_RESUMED:
       g_value_set_boolean (value, self->resumed);
       break;
+    case PROP_BOOT_FAILURE:
+      g_value_set_string (value, self->boot_failure);
+      break;
+    case PROP_CDROM:
+      g_value_take_string (value, vireo_machine_dup_cdrom (self));
+      break;
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
     }
@@ -481,6 +523,10 @@ vireo_machine_class_init (VireoMachineClass *klass)
   properties[PROP_SAVED_STATE_ERROR] = g_param_spec_string ("saved-state-error", NULL, NULL,
                                                             NULL, ro);
   properties[PROP_RESUMED] = g_param_spec_boolean ("resumed", NULL, NULL, FALSE, ro);
+  /* The firmware's words when it found nothing to boot (while that lasts), else NULL. */
+  properties[PROP_BOOT_FAILURE] = g_param_spec_string ("boot-failure", NULL, NULL, NULL, ro);
+  /* The image in the CD/DVD drive (vireo_machine_dup_cdrom()). */
+  properties[PROP_CDROM] = g_param_spec_string ("cdrom", NULL, NULL, NULL, ro);
   g_object_class_install_properties (object_class, N_PROPS, properties);
 
   /**
@@ -610,6 +656,9 @@ vireo_machine_check_files (VireoMachine  *self,
     return FALSE;
   if (!vireo_machine_config_validate (self->config, self->dir, &local))
     problem = g_strdup (local->message);
+  g_clear_error (&self->problem_error);
+  if (local != NULL)
+    self->problem_error = g_error_copy (local);
   if (g_strcmp0 (problem, self->problem) != 0)
     {
       g_free (self->problem);
@@ -629,6 +678,13 @@ vireo_machine_get_problem (VireoMachine *self)
 {
   g_return_val_if_fail (VIREO_IS_MACHINE (self), NULL);
   return self->problem;
+}
+
+const GError *
+vireo_machine_get_problem_error (VireoMachine *self)
+{
+  g_return_val_if_fail (VIREO_IS_MACHINE (self), NULL);
+  return self->problem_error;
 }
 
 /* ---- accessors -------------------------------------------------------------------------- */
@@ -1255,7 +1311,168 @@ vireo_machine_reset (VireoMachine  *self,
     return FALSE;
   if (!vr_machine_reset (self->vr, error))
     return FALSE;
+  set_boot_failure (self, NULL);
   set_state (self, VIREO_MACHINE_STATE_RUNNING);
+  return TRUE;
+}
+
+/* ---- booting and the CD/DVD drive ------------------------------------------------------- */
+
+static void
+set_boot_failure (VireoMachine *self, const char *message)
+{
+  if (g_strcmp0 (self->boot_failure, message) == 0)
+    return;
+  g_free (self->boot_failure);
+  self->boot_failure = g_strdup (message);
+  g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_BOOT_FAILURE]);
+}
+
+const char *
+vireo_machine_get_boot_failure (VireoMachine *self)
+{
+  g_return_val_if_fail (VIREO_IS_MACHINE (self), NULL);
+  return self->boot_failure;
+}
+
+gboolean
+vireo_machine_has_cdrom_drive (VireoMachine *self)
+{
+  g_return_val_if_fail (VIREO_IS_MACHINE (self), FALSE);
+
+  /* While it runs, the drive it was started with (settings change at the next start). */
+  if (self->vr != NULL)
+    return vr_machine_get_config (self->vr)->cdrom_drive;
+  return self->config != NULL && vireo_machine_config_get_cdrom (self->config) != NULL;
+}
+
+char *
+vireo_machine_dup_cdrom (VireoMachine *self)
+{
+  VireoDiskConfig *drive;
+
+  g_return_val_if_fail (VIREO_IS_MACHINE (self), NULL);
+
+  if (self->vr != NULL)
+    return vr_machine_get_cdrom (self->vr);
+  drive = self->config ? vireo_machine_config_get_cdrom (self->config) : NULL;
+  if (drive == NULL || drive->ejected)
+    return NULL;
+  return vireo_machine_config_resolve_path (drive->path, self->dir);
+}
+
+/* Writes what is in the drive (@path, NULL: empty) into the settings. */
+static gboolean
+save_cdrom (VireoMachine *self, const char *path, GError **error)
+{
+  g_autoptr(VireoMachineConfig) config = vireo_machine_config_copy (self->config);
+  VireoDiskConfig *drive = vireo_machine_config_get_cdrom (config);
+
+  if (drive == NULL)
+    {
+      if (path == NULL)
+        return TRUE;
+      /* A machine without a drive gets one (it is off: see change_cdrom). */
+      drive = vireo_disk_config_new (path, VR_DISK_FORMAT_RAW);
+      drive->media = VIREO_DISK_MEDIA_CDROM;
+      drive->readonly = TRUE;
+      g_ptr_array_add (config->disks, drive);
+    }
+  else if (path != NULL)
+    {
+      g_free (drive->path);
+      drive->path = g_strdup (path);
+      drive->format = VR_DISK_FORMAT_RAW;
+      drive->readonly = TRUE;
+      drive->ejected = FALSE;
+    }
+  else
+    drive->ejected = TRUE;   /* the path stays: the last image, for the next Change… */
+  return vireo_machine_set_config (self, config, FALSE, error);
+}
+
+/* After the engine's drive changed (the guest ejected the disc, a snapshot was restored):
+ * machine.conf says what is in it. */
+static void
+sync_cdrom (VireoMachine *self)
+{
+  g_autofree char *now = NULL;
+  g_autofree char *saved = NULL;
+  g_autoptr(GError) error = NULL;
+  VireoDiskConfig *drive;
+
+  if (self->vr == NULL || self->config == NULL)
+    return;
+  drive = vireo_machine_config_get_cdrom (self->config);
+  if (drive == NULL)
+    return;
+  now = vr_machine_get_cdrom (self->vr);
+  saved = drive->ejected ? NULL : vireo_machine_config_resolve_path (drive->path, self->dir);
+  if (g_strcmp0 (now, saved) != 0)
+    {
+      g_debug ("%s: the CD/DVD drive now holds %s", self->uuid, now ? now : "nothing");
+      if (now != NULL)
+        set_boot_failure (self, NULL);
+      if (!save_cdrom (self, now, &error))
+        g_warning ("Cannot save the CD/DVD drive of %s: %s", self->uuid, error->message);
+    }
+  g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_CDROM]);
+}
+
+gboolean
+vireo_machine_change_cdrom (VireoMachine  *self,
+                            const char    *path,
+                            GError       **error)
+{
+  g_return_val_if_fail (VIREO_IS_MACHINE (self), FALSE);
+
+  if (refuse_broken (self, error))
+    return FALSE;
+  if (self->state == VIREO_MACHINE_STATE_STARTING)
+    {
+      g_set_error (error, VR_ERROR, VR_ERROR_STATE,
+                   _("“%s” is starting. Change the CD/DVD once it runs."),
+                   vireo_machine_get_name (self));
+      return FALSE;
+    }
+  if (!vireo_machine_has_cdrom_drive (self) && (self->vr != NULL || path == NULL))
+    {
+      g_set_error (error, VR_ERROR, VR_ERROR_INVALID_CONFIG,
+                   _("“%s” has no CD/DVD drive. Shut it down to add one: choose an ISO "
+                     "image in Details."),
+                   vireo_machine_get_name (self));
+      return FALSE;
+    }
+  if (path != NULL)
+    {
+      int fd;
+
+      if (!g_path_is_absolute (path) || !g_file_test (path, G_FILE_TEST_IS_REGULAR))
+        {
+          g_set_error (error, G_IO_ERROR, G_IO_ERROR_NOT_FOUND, _("%s “%s” does not exist."),
+                       _("The CD/DVD image"), path);
+          return FALSE;
+        }
+      fd = g_open (path, O_RDONLY | O_CLOEXEC, 0);
+      if (fd < 0)
+        {
+          int saved_errno = errno;
+
+          g_set_error (error, G_IO_ERROR, g_io_error_from_errno (saved_errno),
+                       _("“%s” cannot be read: %s"), path, g_strerror (saved_errno));
+          return FALSE;
+        }
+      close (fd);
+    }
+
+  /* The engine first: when it cannot open the image, the old one stays and nothing is
+   * saved. */
+  if (self->vr != NULL && !vr_machine_change_cdrom (self->vr, path, error))
+    return FALSE;
+  set_boot_failure (self, NULL);
+  if (!save_cdrom (self, path, error))
+    return FALSE;
+  g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_CDROM]);
   return TRUE;
 }
 

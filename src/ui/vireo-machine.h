@@ -83,12 +83,17 @@ VireoMachineState   vireo_machine_get_state        (VireoMachine         *self);
 gboolean            vireo_machine_is_broken        (VireoMachine         *self);
 gboolean            vireo_machine_is_active        (VireoMachine         *self);
 const char         *vireo_machine_get_broken_reason (VireoMachine        *self);
-/* Whether every file the machine needs (kernel, initrd, disk images) exists; the answer is
- * kept in the "problem" property (NULL when all is well), checked at load, on set_config
- * and when starting. A machine with a problem is listed normally and can be edited. */
+/* Whether the machine can start: every file it needs (kernel, initrd, firmware, disk and
+ * CD/DVD images) exists, and it has what it boots from (see vireo_machine_config_validate()
+ * with a folder); the answer is kept in the "problem" property (NULL when all is well),
+ * checked at load, on set_config and when starting. A machine with a problem is listed
+ * normally and can be edited. */
 gboolean            vireo_machine_check_files      (VireoMachine         *self,
                                                     GError              **error);
 const char         *vireo_machine_get_problem      (VireoMachine         *self);
+/* The problem as the error that described it (VIREO_MACHINE_CONFIG_ERROR_NOT_FOUND: a file is
+ * missing), or NULL. */
+const GError       *vireo_machine_get_problem_error (VireoMachine        *self);
 /* The settings (NULL when broken). Do not change them in place: copy, edit, set_config. */
 VireoMachineConfig *vireo_machine_get_config       (VireoMachine         *self);
 /* Validates (names, ranges; files only when @check_files), takes @config and saves it
@@ -125,6 +130,30 @@ VrMachine          *vireo_machine_get_vr_machine   (VireoMachine         *self);
 GFile              *vireo_machine_get_thumbnail    (VireoMachine         *self);
 gboolean            vireo_machine_save_thumbnail   (VireoMachine         *self,
                                                     GBytes               *png,
+                                                    GError              **error);
+
+/*
+ * Booting through the firmware (Kind=disk|cdrom). When it finds nothing to boot (an empty
+ * disk, no disc in the drive), "boot-failure" holds its words ("No bootable device.") until
+ * something changes: a reset, another disc, the machine stops. The firmware itself tries
+ * again after a while, as a PC does.
+ */
+const char         *vireo_machine_get_boot_failure (VireoMachine         *self);
+
+/*
+ * The CD/DVD drive: the machine's disk with Media=cdrom (see vireo-machine-config.h). While
+ * the machine runs, the drive it started with (a drive added meanwhile comes at the next
+ * start). dup_cdrom: the image in the drive now (an absolute path; g_free it), NULL when
+ * empty or there is no drive; notify::cdrom when it changes, also when the guest ejects the
+ * disc itself (machine.conf follows). change_cdrom: puts @path (an absolute path to an ISO
+ * image) in the drive, or ejects with NULL; at once while the machine runs (the guest sees a
+ * media change), and saved to machine.conf. A stopped machine without a drive gets one.
+ * Refused while the machine starts, and for a running machine without a drive.
+ */
+gboolean            vireo_machine_has_cdrom_drive  (VireoMachine         *self);
+char               *vireo_machine_dup_cdrom        (VireoMachine         *self);
+gboolean            vireo_machine_change_cdrom     (VireoMachine         *self,
+                                                    const char           *path,
                                                     GError              **error);
 
 /* Lifecycle. start: the engine builds the machine in a thread (and resumes it from its

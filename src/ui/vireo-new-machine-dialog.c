@@ -117,8 +117,6 @@ struct _VireoNewMachineDialog
   gboolean           setting_name;
   gboolean           storage_chosen;
   gboolean           setting_storage;
-  gboolean           customize_chosen;  /* the user flipped Customize Before Start */
-  gboolean           setting_customize;
   gboolean           disposed;
   gboolean           all_valid;
   gboolean           page_valid[G_N_ELEMENTS (page_names)];
@@ -976,7 +974,6 @@ update_state (VireoNewMachineDialog *self)
 {
   gboolean valid[G_N_ELEMENTS (page_names)];
   gboolean all = TRUE;
-  gboolean firmware;
   int index;
 
   if (self->disposed)
@@ -996,16 +993,8 @@ update_state (VireoNewMachineDialog *self)
   gtk_widget_set_visible (self->create_button, index == 4);
   gtk_widget_set_visible (self->back_button, index > 0);
   gtk_widget_set_visible (self->cancel_button, index <= 0);
-  /* Until the firmware lands only kernels start: the others open in their details. */
-  firmware = get_source_kind (self) != SOURCE_KERNEL;
-  gtk_widget_set_visible (self->summary_note, firmware);
-  gtk_widget_set_sensitive (self->customize_row, !firmware);
-  if (firmware || !self->customize_chosen)
-    {
-      self->setting_customize = TRUE;
-      gtk_switch_set_active (self->customize_switch, firmware);
-      self->setting_customize = FALSE;
-    }
+  /* An installer image is used in place: say so before the machine is made. */
+  gtk_widget_set_visible (self->summary_note, get_source_kind (self) == SOURCE_ISO);
   gtk_window_set_default_widget (GTK_WINDOW (self),
                                  index == 4 ? self->create_button : self->next_button);
 
@@ -1028,13 +1017,6 @@ storage_toggled_cb (VireoNewMachineDialog *self)
   if (!self->setting_storage)
     self->storage_chosen = TRUE;
   update_state (self);
-}
-
-static void
-customize_toggled_cb (VireoNewMachineDialog *self)
-{
-  if (!self->setting_customize)
-    self->customize_chosen = TRUE;
 }
 
 static void
@@ -2176,7 +2158,6 @@ vireo_new_machine_dialog_class_init (VireoNewMachineDialogClass *klass)
   gtk_widget_class_bind_template_callback (widget_class, revalidate_cb);
   gtk_widget_class_bind_template_callback (widget_class, storage_toggled_cb);
   gtk_widget_class_bind_template_callback (widget_class, name_changed_cb);
-  gtk_widget_class_bind_template_callback (widget_class, customize_toggled_cb);
 
   gtk_widget_class_install_action (widget_class, "wizard.next", NULL, next_action);
   gtk_widget_class_install_action (widget_class, "wizard.back", NULL, back_action);

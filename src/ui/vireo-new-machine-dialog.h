@@ -14,6 +14,11 @@ G_BEGIN_DECLS
  * valid. Slow checks (reading a kernel's header, probing a disk image) and copying an
  * image into the machine's folder run in GTask threads.
  *
+ * What each source makes: an installer image, a machine that starts from its CD/DVD drive
+ * (Kind=cdrom, BootOrder=cdrom,disk) with the image in it, used where it is (read-only,
+ * never copied), and a new sparse qcow2 disk to install to; an existing disk image, one
+ * that the firmware boots from that disk (Kind=disk); a kernel, one that boots it directly.
+ *
  * Finishing creates the machine through vireo_library_create_machine_async(), emits
  * "machine-created" (machine, customize) and, unless "Customize before start" was chosen,
  * starts it (a start that fails is reported in a message dialog over the parent). When
