@@ -1302,6 +1302,9 @@ vireo_machine_config_to_vr (VireoMachineConfig  *config,
       g_autofree char *rom_dir = g_path_get_dirname (VR_SEABIOS_VGA_ROM_PATH);
 
       out->firmware = vireo_machine_config_resolve_path (path, machine_dir);
+      /* The firmware's SMBIOS tables give the guest the machine's UUID (dmidecode, the
+       * product_uuid some installers and licence checks read). */
+      out->uuid = g_strdup (config->uuid);
       /* SeaBIOS installed elsewhere (a Flatpak): its display ROM is beside it. */
       if (config->firmware == NULL && g_strcmp0 (SEABIOS_DIR, rom_dir) != 0)
         {

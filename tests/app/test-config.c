@@ -519,6 +519,7 @@ test_to_vr_firmware (void)
   g_assert_true (vireo_machine_config_to_vr (c, "/machines/x", &vr, &error));
   g_assert_no_error (error);
   g_assert_cmpstr (vr.firmware, ==, seabios);
+  g_assert_cmpstr (vr.uuid, ==, c->uuid);
   g_assert_null (vr.kernel);
   g_assert_null (vr.cmdline);
   g_assert_cmpstr (vr.cdrom, ==, "/isos/debian.iso");
