@@ -783,6 +783,10 @@ static const VirtioLine virtio_lines[] = {
     NULL },
   { "virtio-rng", "virtio_rng_pushed", NULL, "virtio-rng: the guest's driver asked for" },
   { "ext2 root on virtio-blk", "VFS: Mounted root (ext2 filesystem)", NULL, NULL },
+  /* The CD-ROM drive on virtio-scsi: the SCSI scan's INQUIRY, then sr's probe (MODE SENSE
+   * page 0x2a, GET CONFIGURATION, READ CAPACITY of the disc in it). */
+  { "virtio-scsi CD-ROM", "scsi 0:0:0:0: CD-ROM", NULL, NULL },
+  { "sr on the CD-ROM", "[sr0] scsi3-mmc drive", NULL, NULL },
 };
 
 typedef struct {
@@ -819,6 +823,7 @@ test_virtio (gconstpointer data)
   const Machine *machine = data;
   g_autofree char *dir = kernel_dir ();
   g_autofree char *tmp = NULL, *root = NULL, *rootdir = NULL, *console = NULL, *motd = NULL;
+  g_autofree char *iso = NULL, *iso_data = NULL;
   /* hvc0 first: the last console= is the preferred one, and only when that is ttyS0 does
    * the early serial console stop when the real one starts (else every line comes twice). */
   g_autofree char *common = make_append ("root=/dev/vda ip=dhcp");
@@ -840,6 +845,11 @@ test_virtio (gconstpointer data)
   rootdir = g_build_filename (tmp, "root", NULL);
   console = g_build_filename (tmp, "console.log", NULL);
   motd = g_build_filename (rootdir, "motd", NULL);
+  /* A disc for the CD-ROM drive: 512 blocks of 2048 bytes (sr only reads its capacity). */
+  iso = g_build_filename (tmp, "cd.iso", NULL);
+  iso_data = g_malloc0 (512 * 2048);
+  g_file_set_contents (iso, iso_data, 512 * 2048, &error);
+  g_assert_no_error (error);
   g_mkdir_with_parents (rootdir, 0755);
   g_file_set_contents (motd, "Vireo\n", -1, &error);
   g_assert_no_error (error);
@@ -865,15 +875,19 @@ test_virtio (gconstpointer data)
       g_autofree char *con = g_strdup_printf ("file:%s", console);
 
       g_strv_builder_add_many (b, "--disk", disk, "--net", "user", "--rng", "--input",
-                               "--console", con, NULL);
+                               "--console", con, "--cdrom", iso, NULL);
       vr.run.debug_domains = "vireo-virtio";
     }
   else
     {
       g_autofree char *drive = g_strdup_printf ("if=none,id=d0,file=%s,format=raw", root);
       g_autofree char *con = g_strdup_printf ("file,id=c0,path=%s", console);
+      g_autofree char *cd = g_strdup_printf ("if=none,id=cd0,file=%s,format=raw,media=cdrom",
+                                             iso);
 
       g_strv_builder_add_many (b, "-drive", drive, "-device", "virtio-blk-pci,drive=d0",
+                               "-drive", cd, "-device", "virtio-scsi-pci,id=scsi0",
+                               "-device", "scsi-cd,drive=cd0,bus=scsi0.0",
                                "-netdev", "user,id=n0",
                                "-device", "virtio-net-pci,netdev=n0,mac=52:54:00:12:34:56",
                                "-device", "virtio-rng-pci", "-trace", "virtio_rng_pushed",
@@ -917,6 +931,7 @@ test_virtio (gconstpointer data)
       g_rmdir (rootdir);
       g_unlink (root);
       g_unlink (console);
+      g_unlink (iso);
       g_rmdir (tmp);
     }
 }
