@@ -486,9 +486,19 @@ main (int   argc,
 
   vr_machine_config_init (&config);
   /* The machine is named after its kernel (a window's title, log lines). */
-  config.name = g_path_get_basename (kernel ? kernel : cdrom && !g_str_equal (cdrom, "empty")
-                                                      ? cdrom : disks && disks[0] ? disks[0]
-                                                      : "firmware");
+  if (kernel)
+    config.name = g_path_get_basename (kernel);
+  else if (cdrom && !g_str_equal (cdrom, "empty"))
+    config.name = g_path_get_basename (cdrom);
+  else if (disks && disks[0])
+    {
+      /* FILE,format=…: the file's name. */
+      g_autofree char *file = g_strndup (disks[0], strcspn (disks[0], ","));
+
+      config.name = g_path_get_basename (file);
+    }
+  else
+    config.name = g_strdup ("firmware");
   config.kernel = g_steal_pointer (&kernel);
   if (firmware)
     config.firmware = g_str_equal (firmware, "seabios") ? g_strdup (SEABIOS_DIR "/bios.bin")

@@ -506,7 +506,7 @@ vr_machine_firmware_line (VrMachine  *self,
   /* SeaBIOS: "No bootable device." or "No bootable device.  Retrying in 5 seconds." */
   if (self->firmware && g_str_has_prefix (line, "No bootable device"))
     {
-      g_message ("%s: the firmware found nothing to boot: %s", self->config.name, line);
+      g_debug ("%s: the firmware found nothing to boot: %s", self->config.name, line);
       emit_event (self, VR_EVENT_BOOT_FAILED, line);
     }
 }
