@@ -34,6 +34,7 @@
 #include "config.h"
 
 #include "vr-acpi.h"
+#include "vr-bytes.h"
 
 #include <string.h>
 
@@ -121,33 +122,6 @@ vr_acpi_checksum (const void *data,
 /* ---- Little helpers on a GByteArray --------------------------------------------------- */
 
 static void
-put8 (GByteArray *b, uint8_t v)
-{
-  g_byte_array_append (b, &v, 1);
-}
-
-static void
-put16 (GByteArray *b, uint16_t v)
-{
-  put8 (b, v & 0xff);
-  put8 (b, v >> 8);
-}
-
-static void
-put32 (GByteArray *b, uint32_t v)
-{
-  put16 (b, v & 0xffff);
-  put16 (b, v >> 16);
-}
-
-static void
-put64 (GByteArray *b, uint64_t v)
-{
-  put32 (b, (uint32_t) v);
-  put32 (b, (uint32_t) (v >> 32));
-}
-
-static void
 put_bytes (GByteArray *b, const void *data, size_t len)
 {
   g_byte_array_append (b, data, (guint) len);
@@ -171,18 +145,18 @@ static void
 align (GByteArray *b, size_t to)
 {
   while (b->len % to)
-    put8 (b, 0);
+    vr_bytes_put8 (b, 0);
 }
 
 /* Generic Address Structure. */
 static void
 put_gas (GByteArray *b, uint8_t space, uint8_t bit_width, uint8_t access_size, uint64_t addr)
 {
-  put8 (b, space);
-  put8 (b, bit_width);
-  put8 (b, 0);
-  put8 (b, access_size);
-  put64 (b, addr);
+  vr_bytes_put8 (b, space);
+  vr_bytes_put8 (b, bit_width);
+  vr_bytes_put8 (b, 0);
+  vr_bytes_put8 (b, access_size);
+  vr_bytes_put64 (b, addr);
 }
 
 /* Starts a table: returns its offset in the blob. */
@@ -194,14 +168,14 @@ table_begin (GByteArray *b, const char *sig, uint8_t revision)
   align (b, 16);
   start = b->len;
   put_bytes (b, sig, 4);
-  put32 (b, 0);            /* length, patched */
-  put8 (b, revision);
-  put8 (b, 0);             /* checksum, patched */
+  vr_bytes_put32 (b, 0);            /* length, patched */
+  vr_bytes_put8 (b, revision);
+  vr_bytes_put8 (b, 0);             /* checksum, patched */
   put_bytes (b, OEM_ID, 6);
   put_bytes (b, OEM_TABLE_ID, 8);
-  put32 (b, OEM_REVISION);
+  vr_bytes_put32 (b, OEM_REVISION);
   put_bytes (b, CREATOR_ID, 4);
-  put32 (b, CREATOR_REV);
+  vr_bytes_put32 (b, CREATOR_REV);
   return start;
 }
 
@@ -228,14 +202,14 @@ static void
 put_ptr32 (Build *bld, size_t target)
 {
   add_pointer (bld, FILE_TABLES, bld->tables->len, 4);
-  put32 (bld->tables, (uint32_t) target);
+  vr_bytes_put32 (bld->tables, (uint32_t) target);
 }
 
 static void
 put_ptr64 (Build *bld, size_t target)
 {
   add_pointer (bld, FILE_TABLES, bld->tables->len, 8);
-  put64 (bld->tables, target);
+  vr_bytes_put64 (bld->tables, target);
 }
 
 /*
@@ -287,28 +261,28 @@ aml_pkg (GByteArray *out, const uint8_t *op, size_t op_len, GByteArray *body)
   put_bytes (out, op, op_len);
   /* PkgLength counts itself: 1 byte up to 63, else 2-4 bytes of 4 + 8·n bits. */
   if (len + 1 <= 0x3f)
-    put8 (out, (uint8_t) (len + 1));
+    vr_bytes_put8 (out, (uint8_t) (len + 1));
   else if (len + 2 <= 0xfff)
     {
       total = len + 2;
-      put8 (out, (uint8_t) (0x40 | (total & 0x0f)));
-      put8 (out, (uint8_t) (total >> 4));
+      vr_bytes_put8 (out, (uint8_t) (0x40 | (total & 0x0f)));
+      vr_bytes_put8 (out, (uint8_t) (total >> 4));
     }
   else if (len + 3 <= 0xfffff)
     {
       total = len + 3;
-      put8 (out, (uint8_t) (0x80 | (total & 0x0f)));
-      put8 (out, (uint8_t) (total >> 4));
-      put8 (out, (uint8_t) (total >> 12));
+      vr_bytes_put8 (out, (uint8_t) (0x80 | (total & 0x0f)));
+      vr_bytes_put8 (out, (uint8_t) (total >> 4));
+      vr_bytes_put8 (out, (uint8_t) (total >> 12));
     }
   else
     {
       total = len + 4;
       g_assert (total <= 0xfffffff);
-      put8 (out, (uint8_t) (0xc0 | (total & 0x0f)));
-      put8 (out, (uint8_t) (total >> 4));
-      put8 (out, (uint8_t) (total >> 12));
-      put8 (out, (uint8_t) (total >> 20));
+      vr_bytes_put8 (out, (uint8_t) (0xc0 | (total & 0x0f)));
+      vr_bytes_put8 (out, (uint8_t) (total >> 4));
+      vr_bytes_put8 (out, (uint8_t) (total >> 12));
+      vr_bytes_put8 (out, (uint8_t) (total >> 20));
     }
   put_bytes (out, body->data, body->len);
 }
@@ -319,7 +293,7 @@ aml_name (GByteArray *b, const char *name)
 {
   if (name[0] == '\\')
     {
-      put8 (b, AML_ROOT);
+      vr_bytes_put8 (b, AML_ROOT);
       name++;
     }
   g_assert (strlen (name) == 4);
@@ -330,28 +304,28 @@ static void
 aml_int (GByteArray *b, uint64_t v)
 {
   if (v == 0)
-    put8 (b, AML_ZERO);
+    vr_bytes_put8 (b, AML_ZERO);
   else if (v == 1)
-    put8 (b, AML_ONE);
+    vr_bytes_put8 (b, AML_ONE);
   else if (v <= 0xff)
     {
-      put8 (b, AML_BYTE);
-      put8 (b, (uint8_t) v);
+      vr_bytes_put8 (b, AML_BYTE);
+      vr_bytes_put8 (b, (uint8_t) v);
     }
   else if (v <= 0xffff)
     {
-      put8 (b, AML_WORD);
-      put16 (b, (uint16_t) v);
+      vr_bytes_put8 (b, AML_WORD);
+      vr_bytes_put16 (b, (uint16_t) v);
     }
   else if (v <= 0xffffffff)
     {
-      put8 (b, AML_DWORD);
-      put32 (b, (uint32_t) v);
+      vr_bytes_put8 (b, AML_DWORD);
+      vr_bytes_put32 (b, (uint32_t) v);
     }
   else
     {
-      put8 (b, AML_QWORD);
-      put64 (b, v);
+      vr_bytes_put8 (b, AML_QWORD);
+      vr_bytes_put64 (b, v);
     }
 }
 
@@ -370,7 +344,7 @@ eisa_id (const char *id)
 static void
 aml_name_int (GByteArray *b, const char *name, uint64_t v)
 {
-  put8 (b, AML_NAME);
+  vr_bytes_put8 (b, AML_NAME);
   aml_name (b, name);
   aml_int (b, v);
 }
@@ -378,18 +352,18 @@ aml_name_int (GByteArray *b, const char *name, uint64_t v)
 static void
 aml_name_eisa (GByteArray *b, const char *name, const char *id)
 {
-  put8 (b, AML_NAME);
+  vr_bytes_put8 (b, AML_NAME);
   aml_name (b, name);
-  put8 (b, AML_DWORD);
-  put32 (b, eisa_id (id));
+  vr_bytes_put8 (b, AML_DWORD);
+  vr_bytes_put32 (b, eisa_id (id));
 }
 
 static void
 aml_name_string (GByteArray *b, const char *name, const char *s)
 {
-  put8 (b, AML_NAME);
+  vr_bytes_put8 (b, AML_NAME);
   aml_name (b, name);
-  put8 (b, AML_STRING);
+  vr_bytes_put8 (b, AML_STRING);
   put_bytes (b, s, strlen (s) + 1);
 }
 
@@ -401,12 +375,12 @@ aml_name_crs (GByteArray *b, GByteArray *res)
   const uint8_t op = AML_BUFFER;
 
   /* End tag, checksum 0 ("the checksum is treated as correct"). */
-  put8 (res, 0x79);
-  put8 (res, 0x00);
+  vr_bytes_put8 (res, 0x79);
+  vr_bytes_put8 (res, 0x00);
 
   aml_int (buf, res->len);
   put_bytes (buf, res->data, res->len);
-  put8 (b, AML_NAME);
+  vr_bytes_put8 (b, AML_NAME);
   aml_name (b, "_CRS");
   aml_pkg (b, &op, 1, buf);
 }
@@ -415,49 +389,49 @@ aml_name_crs (GByteArray *b, GByteArray *res)
 static void
 res_io (GByteArray *r, uint16_t base, uint8_t len)
 {
-  put8 (r, 0x47);          /* I/O port, 7 bytes */
-  put8 (r, 0x01);          /* 16-bit decode */
-  put16 (r, base);
-  put16 (r, base);
-  put8 (r, 0x01);
-  put8 (r, len);
+  vr_bytes_put8 (r, 0x47);          /* I/O port, 7 bytes */
+  vr_bytes_put8 (r, 0x01);          /* 16-bit decode */
+  vr_bytes_put16 (r, base);
+  vr_bytes_put16 (r, base);
+  vr_bytes_put8 (r, 0x01);
+  vr_bytes_put8 (r, len);
 }
 
 static void
 res_irq (GByteArray *r, unsigned irq)
 {
-  put8 (r, 0x22);          /* IRQ, 2 bytes: edge, active high (IRQNoFlags) */
-  put16 (r, (uint16_t) (1u << irq));
+  vr_bytes_put8 (r, 0x22);          /* IRQ, 2 bytes: edge, active high (IRQNoFlags) */
+  vr_bytes_put16 (r, (uint16_t) (1u << irq));
 }
 
 static void
 res_word_space (GByteArray *r, uint8_t type, uint8_t type_flags, uint16_t min, uint16_t max)
 {
-  put8 (r, 0x88);          /* Word Address Space */
-  put16 (r, 13);
-  put8 (r, type);          /* 1: I/O, 2: bus number */
-  put8 (r, 0x0c);          /* producer, MinFixed, MaxFixed, positive decode */
-  put8 (r, type_flags);
-  put16 (r, 0);            /* granularity */
-  put16 (r, min);
-  put16 (r, max);
-  put16 (r, 0);            /* translation */
-  put16 (r, (uint16_t) (max - min + 1));
+  vr_bytes_put8 (r, 0x88);          /* Word Address Space */
+  vr_bytes_put16 (r, 13);
+  vr_bytes_put8 (r, type);          /* 1: I/O, 2: bus number */
+  vr_bytes_put8 (r, 0x0c);          /* producer, MinFixed, MaxFixed, positive decode */
+  vr_bytes_put8 (r, type_flags);
+  vr_bytes_put16 (r, 0);            /* granularity */
+  vr_bytes_put16 (r, min);
+  vr_bytes_put16 (r, max);
+  vr_bytes_put16 (r, 0);            /* translation */
+  vr_bytes_put16 (r, (uint16_t) (max - min + 1));
 }
 
 static void
 res_dword_memory (GByteArray *r, uint8_t type_flags, uint32_t min, uint32_t max)
 {
-  put8 (r, 0x87);          /* DWord Address Space */
-  put16 (r, 23);
-  put8 (r, 0);             /* memory */
-  put8 (r, 0x0c);          /* producer, MinFixed, MaxFixed, positive decode */
-  put8 (r, type_flags);
-  put32 (r, 0);
-  put32 (r, min);
-  put32 (r, max);
-  put32 (r, 0);
-  put32 (r, max - min + 1);
+  vr_bytes_put8 (r, 0x87);          /* DWord Address Space */
+  vr_bytes_put16 (r, 23);
+  vr_bytes_put8 (r, 0);             /* memory */
+  vr_bytes_put8 (r, 0x0c);          /* producer, MinFixed, MaxFixed, positive decode */
+  vr_bytes_put8 (r, type_flags);
+  vr_bytes_put32 (r, 0);
+  vr_bytes_put32 (r, min);
+  vr_bytes_put32 (r, max);
+  vr_bytes_put32 (r, 0);
+  vr_bytes_put32 (r, max - min + 1);
 }
 
 static void
@@ -494,12 +468,12 @@ build_dsdt_body (GByteArray *aml, unsigned ncpus)
   const uint8_t pkg_op = AML_PACKAGE;
 
   /* \_S5_: Package (4) { typ, typ, 0, 0 } */
-  put8 (pkg, 4);
+  vr_bytes_put8 (pkg, 4);
   aml_int (pkg, VR_ACPI_S5_TYP);
   aml_int (pkg, VR_ACPI_S5_TYP);
   aml_int (pkg, 0);
   aml_int (pkg, 0);
-  put8 (aml, AML_NAME);
+  vr_bytes_put8 (aml, AML_NAME);
   aml_name (aml, "\\_S5_");
   aml_pkg (aml, &pkg_op, 1, pkg);
 
@@ -519,20 +493,20 @@ build_dsdt_body (GByteArray *aml, unsigned ncpus)
   {
     g_autoptr (GByteArray) prt = g_byte_array_new ();
 
-    put8 (prt, 31 * 4);
+    vr_bytes_put8 (prt, 31 * 4);
     for (unsigned slot = 1; slot < 32; slot++)
       for (unsigned pin = 0; pin < 4; pin++)
         {
           g_autoptr (GByteArray) entry = g_byte_array_new ();
 
-          put8 (entry, 4);
+          vr_bytes_put8 (entry, 4);
           aml_int (entry, (uint64_t) slot << 16 | 0xffff);
           aml_int (entry, pin);
           aml_int (entry, 0);
           aml_int (entry, VR_PCI_INTX_GSI (slot, pin));
           aml_pkg (prt, &pkg_op, 1, entry);
         }
-    put8 (pci, AML_NAME);
+    vr_bytes_put8 (pci, AML_NAME);
     aml_name (pci, "_PRT");
     aml_pkg (pci, &pkg_op, 1, prt);
   }
@@ -592,19 +566,19 @@ build_facs (GByteArray *b)
   align (b, 64);
   start = b->len;
   put_bytes (b, "FACS", 4);
-  put32 (b, 64);
-  put32 (b, 0);            /* hardware signature */
-  put32 (b, 0);            /* firmware waking vector */
-  put32 (b, 0);            /* global lock */
-  put32 (b, 0);            /* flags */
-  put64 (b, 0);            /* X firmware waking vector */
-  put8 (b, 2);             /* version */
-  put8 (b, 0);
-  put8 (b, 0);
-  put8 (b, 0);
-  put32 (b, 0);            /* OSPM flags */
+  vr_bytes_put32 (b, 64);
+  vr_bytes_put32 (b, 0);            /* hardware signature */
+  vr_bytes_put32 (b, 0);            /* firmware waking vector */
+  vr_bytes_put32 (b, 0);            /* global lock */
+  vr_bytes_put32 (b, 0);            /* flags */
+  vr_bytes_put64 (b, 0);            /* X firmware waking vector */
+  vr_bytes_put8 (b, 2);             /* version */
+  vr_bytes_put8 (b, 0);
+  vr_bytes_put8 (b, 0);
+  vr_bytes_put8 (b, 0);
+  vr_bytes_put32 (b, 0);            /* OSPM flags */
   while (b->len < start + 64)
-    put8 (b, 0);
+    vr_bytes_put8 (b, 0);
   return start;
 }
 
@@ -627,48 +601,48 @@ build_fadt (Build *bld, size_t facs, size_t dsdt)
   GByteArray *b = bld->tables;
   size_t start = table_begin (b, "FACP", 6);
 
-  put32 (b, 0);                              /* FIRMWARE_CTRL: X_FIRMWARE_CTRL is used */
+  vr_bytes_put32 (b, 0);                              /* FIRMWARE_CTRL: X_FIRMWARE_CTRL is used */
   put_ptr32 (bld, dsdt);                     /* DSDT */
-  put8 (b, 0);                               /* reserved */
-  put8 (b, 1);                               /* preferred PM profile: desktop */
-  put16 (b, VR_ACPI_SCI_IRQ);                /* SCI_INT */
-  put32 (b, 0);                              /* SMI_CMD: ACPI mode is always on */
-  put8 (b, 0);                               /* ACPI_ENABLE */
-  put8 (b, 0);                               /* ACPI_DISABLE */
-  put8 (b, 0);                               /* S4BIOS_REQ */
-  put8 (b, 0);                               /* PSTATE_CNT */
-  put32 (b, VR_ACPI_PM1_EVT);                /* PM1a_EVT_BLK */
-  put32 (b, 0);                              /* PM1b_EVT_BLK */
-  put32 (b, VR_ACPI_PM1_CNT);                /* PM1a_CNT_BLK */
-  put32 (b, 0);                              /* PM1b_CNT_BLK */
-  put32 (b, 0);                              /* PM2_CNT_BLK */
-  put32 (b, VR_ACPI_PM_TMR);                 /* PM_TMR_BLK */
-  put32 (b, VR_ACPI_GPE0);                   /* GPE0_BLK */
-  put32 (b, 0);                              /* GPE1_BLK */
-  put8 (b, 4);                               /* PM1_EVT_LEN */
-  put8 (b, 2);                               /* PM1_CNT_LEN */
-  put8 (b, 0);                               /* PM2_CNT_LEN */
-  put8 (b, 4);                               /* PM_TMR_LEN */
-  put8 (b, 4);                               /* GPE0_BLK_LEN */
-  put8 (b, 0);                               /* GPE1_BLK_LEN */
-  put8 (b, 0);                               /* GPE1_BASE */
-  put8 (b, 0);                               /* CST_CNT */
-  put16 (b, 0x0fff);                         /* P_LVL2_LAT: C2 not supported */
-  put16 (b, 0x0fff);                         /* P_LVL3_LAT: C3 not supported */
-  put16 (b, 0);                              /* FLUSH_SIZE */
-  put16 (b, 0);                              /* FLUSH_STRIDE */
-  put8 (b, 0);                               /* DUTY_OFFSET */
-  put8 (b, 0);                               /* DUTY_WIDTH */
-  put8 (b, 0);                               /* DAY_ALRM */
-  put8 (b, 0);                               /* MON_ALRM */
-  put8 (b, 0x32);                            /* CENTURY */
-  put16 (b, BOOT_ARCH_LEGACY | BOOT_ARCH_8042); /* IAPC_BOOT_ARCH */
-  put8 (b, 0);                               /* reserved */
-  put32 (b, FADT_WBINVD | FADT_PROC_C1 | FADT_SLP_BUTTON | FADT_RESET_REG_SUP);
+  vr_bytes_put8 (b, 0);                               /* reserved */
+  vr_bytes_put8 (b, 1);                               /* preferred PM profile: desktop */
+  vr_bytes_put16 (b, VR_ACPI_SCI_IRQ);                /* SCI_INT */
+  vr_bytes_put32 (b, 0);                              /* SMI_CMD: ACPI mode is always on */
+  vr_bytes_put8 (b, 0);                               /* ACPI_ENABLE */
+  vr_bytes_put8 (b, 0);                               /* ACPI_DISABLE */
+  vr_bytes_put8 (b, 0);                               /* S4BIOS_REQ */
+  vr_bytes_put8 (b, 0);                               /* PSTATE_CNT */
+  vr_bytes_put32 (b, VR_ACPI_PM1_EVT);                /* PM1a_EVT_BLK */
+  vr_bytes_put32 (b, 0);                              /* PM1b_EVT_BLK */
+  vr_bytes_put32 (b, VR_ACPI_PM1_CNT);                /* PM1a_CNT_BLK */
+  vr_bytes_put32 (b, 0);                              /* PM1b_CNT_BLK */
+  vr_bytes_put32 (b, 0);                              /* PM2_CNT_BLK */
+  vr_bytes_put32 (b, VR_ACPI_PM_TMR);                 /* PM_TMR_BLK */
+  vr_bytes_put32 (b, VR_ACPI_GPE0);                   /* GPE0_BLK */
+  vr_bytes_put32 (b, 0);                              /* GPE1_BLK */
+  vr_bytes_put8 (b, 4);                               /* PM1_EVT_LEN */
+  vr_bytes_put8 (b, 2);                               /* PM1_CNT_LEN */
+  vr_bytes_put8 (b, 0);                               /* PM2_CNT_LEN */
+  vr_bytes_put8 (b, 4);                               /* PM_TMR_LEN */
+  vr_bytes_put8 (b, 4);                               /* GPE0_BLK_LEN */
+  vr_bytes_put8 (b, 0);                               /* GPE1_BLK_LEN */
+  vr_bytes_put8 (b, 0);                               /* GPE1_BASE */
+  vr_bytes_put8 (b, 0);                               /* CST_CNT */
+  vr_bytes_put16 (b, 0x0fff);                         /* P_LVL2_LAT: C2 not supported */
+  vr_bytes_put16 (b, 0x0fff);                         /* P_LVL3_LAT: C3 not supported */
+  vr_bytes_put16 (b, 0);                              /* FLUSH_SIZE */
+  vr_bytes_put16 (b, 0);                              /* FLUSH_STRIDE */
+  vr_bytes_put8 (b, 0);                               /* DUTY_OFFSET */
+  vr_bytes_put8 (b, 0);                               /* DUTY_WIDTH */
+  vr_bytes_put8 (b, 0);                               /* DAY_ALRM */
+  vr_bytes_put8 (b, 0);                               /* MON_ALRM */
+  vr_bytes_put8 (b, 0x32);                            /* CENTURY */
+  vr_bytes_put16 (b, BOOT_ARCH_LEGACY | BOOT_ARCH_8042); /* IAPC_BOOT_ARCH */
+  vr_bytes_put8 (b, 0);                               /* reserved */
+  vr_bytes_put32 (b, FADT_WBINVD | FADT_PROC_C1 | FADT_SLP_BUTTON | FADT_RESET_REG_SUP);
   put_gas (b, GAS_SYSTEM_IO, 8, 1, VR_RESET_PORT); /* RESET_REG */
-  put8 (b, VR_RESET_VALUE);                  /* RESET_VALUE */
-  put16 (b, 0);                              /* ARM_BOOT_ARCH */
-  put8 (b, 0);                               /* FADT minor version */
+  vr_bytes_put8 (b, VR_RESET_VALUE);                  /* RESET_VALUE */
+  vr_bytes_put16 (b, 0);                              /* ARM_BOOT_ARCH */
+  vr_bytes_put8 (b, 0);                               /* FADT minor version */
   put_ptr64 (bld, facs);                     /* X_FIRMWARE_CTRL */
   put_ptr64 (bld, dsdt);                     /* X_DSDT */
   put_gas (b, GAS_SYSTEM_IO, 32, 0, VR_ACPI_PM1_EVT);  /* X_PM1a_EVT_BLK */
@@ -692,44 +666,44 @@ build_madt (Build *bld, unsigned ncpus)
   GByteArray *b = bld->tables;
   size_t start = table_begin (b, "APIC", 5);
 
-  put32 (b, VR_LAPIC_ADDR);
-  put32 (b, 1);                              /* PCAT_COMPAT: there are 8259s too */
+  vr_bytes_put32 (b, VR_LAPIC_ADDR);
+  vr_bytes_put32 (b, 1);                              /* PCAT_COMPAT: there are 8259s too */
 
   for (unsigned i = 0; i < ncpus; i++)
     {
-      put8 (b, 0);                           /* Processor Local APIC */
-      put8 (b, 8);
-      put8 (b, (uint8_t) i);                 /* ACPI processor UID */
-      put8 (b, (uint8_t) i);                 /* APIC id */
-      put32 (b, 1);                          /* enabled */
+      vr_bytes_put8 (b, 0);                           /* Processor Local APIC */
+      vr_bytes_put8 (b, 8);
+      vr_bytes_put8 (b, (uint8_t) i);                 /* ACPI processor UID */
+      vr_bytes_put8 (b, (uint8_t) i);                 /* APIC id */
+      vr_bytes_put32 (b, 1);                          /* enabled */
     }
 
-  put8 (b, 1);                               /* I/O APIC */
-  put8 (b, 12);
-  put8 (b, 0);                               /* id */
-  put8 (b, 0);
-  put32 (b, VR_IOAPIC_ADDR);
-  put32 (b, 0);                              /* GSI base */
+  vr_bytes_put8 (b, 1);                               /* I/O APIC */
+  vr_bytes_put8 (b, 12);
+  vr_bytes_put8 (b, 0);                               /* id */
+  vr_bytes_put8 (b, 0);
+  vr_bytes_put32 (b, VR_IOAPIC_ADDR);
+  vr_bytes_put32 (b, 0);                              /* GSI base */
 
-  put8 (b, 2);                               /* Interrupt Source Override: IRQ0 → GSI2 */
-  put8 (b, 10);
-  put8 (b, 0);                               /* ISA */
-  put8 (b, 0);
-  put32 (b, 2);
-  put16 (b, 0);                              /* conforms to the bus: edge, active high */
+  vr_bytes_put8 (b, 2);                               /* Interrupt Source Override: IRQ0 → GSI2 */
+  vr_bytes_put8 (b, 10);
+  vr_bytes_put8 (b, 0);                               /* ISA */
+  vr_bytes_put8 (b, 0);
+  vr_bytes_put32 (b, 2);
+  vr_bytes_put16 (b, 0);                              /* conforms to the bus: edge, active high */
 
-  put8 (b, 2);                               /* IRQ9 → GSI9, level, active high (the SCI) */
-  put8 (b, 10);
-  put8 (b, 0);
-  put8 (b, VR_ACPI_SCI_IRQ);
-  put32 (b, VR_ACPI_SCI_IRQ);
-  put16 (b, 0x000d);
+  vr_bytes_put8 (b, 2);                               /* IRQ9 → GSI9, level, active high (the SCI) */
+  vr_bytes_put8 (b, 10);
+  vr_bytes_put8 (b, 0);
+  vr_bytes_put8 (b, VR_ACPI_SCI_IRQ);
+  vr_bytes_put32 (b, VR_ACPI_SCI_IRQ);
+  vr_bytes_put16 (b, 0x000d);
 
-  put8 (b, 4);                               /* Local APIC NMI: all processors, LINT1 */
-  put8 (b, 6);
-  put8 (b, 0xff);
-  put16 (b, 0);
-  put8 (b, 1);
+  vr_bytes_put8 (b, 4);                               /* Local APIC NMI: all processors, LINT1 */
+  vr_bytes_put8 (b, 6);
+  vr_bytes_put8 (b, 0xff);
+  vr_bytes_put16 (b, 0);
+  vr_bytes_put8 (b, 1);
 
   table_end (bld, start);
   return start;
@@ -770,11 +744,11 @@ build_all (Build *bld, unsigned ncpus)
 
   /* RSDT and XSDT with two entries each, filled in below. */
   rsdt = table_begin (b, "RSDT", 1);
-  put32 (b, 0);
-  put32 (b, 0);
+  vr_bytes_put32 (b, 0);
+  vr_bytes_put32 (b, 0);
   xsdt = table_begin (b, "XSDT", 1);
-  put64 (b, 0);
-  put64 (b, 0);
+  vr_bytes_put64 (b, 0);
+  vr_bytes_put64 (b, 0);
 
   facs = build_facs (b);
   dsdt = build_dsdt (bld, ncpus);
@@ -794,18 +768,18 @@ build_all (Build *bld, unsigned ncpus)
   table_finish (bld, xsdt, HDR_LEN + 8 * G_N_ELEMENTS (entries));
 
   put_bytes (r, "RSD PTR ", 8);
-  put8 (r, 0);                               /* checksum of the first 20 bytes */
+  vr_bytes_put8 (r, 0);                               /* checksum of the first 20 bytes */
   put_bytes (r, OEM_ID, 6);
-  put8 (r, 2);                               /* revision */
+  vr_bytes_put8 (r, 2);                               /* revision */
   add_pointer (bld, FILE_RSDP, r->len, 4);
-  put32 (r, (uint32_t) rsdt);                /* RSDT address */
-  put32 (r, 36);                             /* length */
+  vr_bytes_put32 (r, (uint32_t) rsdt);                /* RSDT address */
+  vr_bytes_put32 (r, 36);                             /* length */
   add_pointer (bld, FILE_RSDP, r->len, 8);
-  put64 (r, xsdt);                           /* XSDT address */
-  put8 (r, 0);                               /* extended checksum */
-  put8 (r, 0);
-  put8 (r, 0);
-  put8 (r, 0);
+  vr_bytes_put64 (r, xsdt);                           /* XSDT address */
+  vr_bytes_put8 (r, 0);                               /* extended checksum */
+  vr_bytes_put8 (r, 0);
+  vr_bytes_put8 (r, 0);
+  vr_bytes_put8 (r, 0);
   add_checksum (bld, FILE_RSDP, 8, 0, 20);
   add_checksum (bld, FILE_RSDP, 32, 0, 36);
 }
@@ -843,7 +817,7 @@ vr_acpi_build (const VrAcpiConfig *config,
   blob = g_byte_array_sized_new (TABLES_OFFSET + bld.tables->len);
   put_bytes (blob, bld.rsdp->data, bld.rsdp->len);
   while (blob->len < TABLES_OFFSET)
-    put8 (blob, 0);
+    vr_bytes_put8 (blob, 0);
   put_bytes (blob, bld.tables->data, bld.tables->len);
   file_start[FILE_RSDP] = 0;
   file_start[FILE_TABLES] = TABLES_OFFSET;

@@ -10,6 +10,7 @@
 #include "config.h"
 
 #include "vr-smbios.h"
+#include "vr-bytes.h"
 
 #include <string.h>
 
@@ -39,46 +40,19 @@ typedef struct
 } Table;
 
 static void
-put8 (GByteArray *b, uint8_t v)
-{
-  g_byte_array_append (b, &v, 1);
-}
-
-static void
-put16 (GByteArray *b, uint16_t v)
-{
-  put8 (b, v & 0xff);
-  put8 (b, v >> 8);
-}
-
-static void
-put32 (GByteArray *b, uint32_t v)
-{
-  put16 (b, v & 0xffff);
-  put16 (b, v >> 16);
-}
-
-static void
-put64 (GByteArray *b, uint64_t v)
-{
-  put32 (b, (uint32_t) v);
-  put32 (b, (uint32_t) (v >> 32));
-}
-
-static void
 put_zeros (GByteArray *b, size_t n)
 {
   while (n--)
-    put8 (b, 0);
+    vr_bytes_put8 (b, 0);
 }
 
 static void
 struct_begin (Table *t, uint8_t type, uint8_t length, uint16_t handle)
 {
   t->start = t->b->len;
-  put8 (t->b, type);
-  put8 (t->b, length);
-  put16 (t->b, handle);
+  vr_bytes_put8 (t->b, type);
+  vr_bytes_put8 (t->b, length);
+  vr_bytes_put16 (t->b, handle);
 }
 
 /* Appends the index @s will have in the current structure's strings (0 for none or ""). */
@@ -87,12 +61,12 @@ put_string (Table *t, const char *s)
 {
   if (s == NULL || *s == '\0')
     {
-      put8 (t->b, 0);
+      vr_bytes_put8 (t->b, 0);
       return;
     }
   g_assert (t->strings->len < MAX_STRING);
   g_ptr_array_add (t->strings, g_strndup (s, MAX_STRING));
-  put8 (t->b, (uint8_t) t->strings->len);
+  vr_bytes_put8 (t->b, (uint8_t) t->strings->len);
 }
 
 /* Closes the structure begun at t->start: checks its formatted length, adds the strings. */
@@ -109,8 +83,8 @@ struct_end (Table *t)
       g_byte_array_append (b, (const uint8_t *) s, (guint) strlen (s) + 1);
     }
   if (t->strings->len == 0)
-    put8 (b, 0);
-  put8 (b, 0);
+    vr_bytes_put8 (b, 0);
+  vr_bytes_put8 (b, 0);
   g_ptr_array_set_size (t->strings, 0);
   t->count++;
   t->max_size = MAX (t->max_size, b->len - t->start);
@@ -166,16 +140,16 @@ build_type0 (Table *t, const char *version, uint64_t rom_size)
   struct_begin (t, 0, 0x18, HANDLE (0, 0));
   put_string (t, VENDOR);                    /* vendor */
   put_string (t, bios_version);              /* BIOS version */
-  put16 (t->b, 0xe800);                      /* starting segment: the last 96 KiB */
+  vr_bytes_put16 (t->b, 0xe800);                      /* starting segment: the last 96 KiB */
   put_string (t, NULL);                      /* release date */
-  put8 (t->b, (uint8_t) (CLAMP (rom_64k, 1, 256) - 1)); /* ROM size: 64 KiB · (n+1) */
-  put64 (t->b, 1u << 3);                     /* characteristics: not supported */
-  put8 (t->b, 0);                            /* extension byte 1 */
-  put8 (t->b, (1u << 2) | (1u << 4));        /* byte 2: targeted content distribution, VM */
-  put8 (t->b, major);                        /* system BIOS release */
-  put8 (t->b, minor);
-  put8 (t->b, 0xff);                         /* no embedded controller */
-  put8 (t->b, 0xff);
+  vr_bytes_put8 (t->b, (uint8_t) (CLAMP (rom_64k, 1, 256) - 1)); /* ROM size: 64 KiB · (n+1) */
+  vr_bytes_put64 (t->b, 1u << 3);                     /* characteristics: not supported */
+  vr_bytes_put8 (t->b, 0);                            /* extension byte 1 */
+  vr_bytes_put8 (t->b, (1u << 2) | (1u << 4));        /* byte 2: targeted content distribution, VM */
+  vr_bytes_put8 (t->b, major);                        /* system BIOS release */
+  vr_bytes_put8 (t->b, minor);
+  vr_bytes_put8 (t->b, 0xff);                         /* no embedded controller */
+  vr_bytes_put8 (t->b, 0xff);
   struct_end (t);
 }
 
@@ -191,7 +165,7 @@ build_type1 (Table *t, const VrSmbiosConfig *config, const char *version)
   put_string (t, version);                   /* version */
   put_string (t, config->serial);            /* serial number */
   g_byte_array_append (t->b, uuid, sizeof uuid);
-  put8 (t->b, 0x06);                         /* wake-up type: power switch */
+  vr_bytes_put8 (t->b, 0x06);                         /* wake-up type: power switch */
   put_string (t, NULL);                      /* SKU number */
   put_string (t, FAMILY);                    /* family */
   struct_end (t);
@@ -202,19 +176,19 @@ build_type3 (Table *t)
 {
   struct_begin (t, 3, 0x16, HANDLE (3, 0));
   put_string (t, VENDOR);                    /* manufacturer */
-  put8 (t->b, 0x01);                         /* type: other, no lock */
+  vr_bytes_put8 (t->b, 0x01);                         /* type: other, no lock */
   put_string (t, NULL);                      /* version */
   put_string (t, NULL);                      /* serial number */
   put_string (t, NULL);                      /* asset tag */
-  put8 (t->b, 0x03);                         /* boot-up state: safe */
-  put8 (t->b, 0x03);                         /* power supply state: safe */
-  put8 (t->b, 0x03);                         /* thermal state: safe */
-  put8 (t->b, 0x02);                         /* security status: unknown */
-  put32 (t->b, 0);                           /* OEM-defined */
-  put8 (t->b, 0);                            /* height: unspecified */
-  put8 (t->b, 0);                            /* power cords: unspecified */
-  put8 (t->b, 0);                            /* contained elements: none */
-  put8 (t->b, 0);                            /* contained element record length */
+  vr_bytes_put8 (t->b, 0x03);                         /* boot-up state: safe */
+  vr_bytes_put8 (t->b, 0x03);                         /* power supply state: safe */
+  vr_bytes_put8 (t->b, 0x03);                         /* thermal state: safe */
+  vr_bytes_put8 (t->b, 0x02);                         /* security status: unknown */
+  vr_bytes_put32 (t->b, 0);                           /* OEM-defined */
+  vr_bytes_put8 (t->b, 0);                            /* height: unspecified */
+  vr_bytes_put8 (t->b, 0);                            /* power cords: unspecified */
+  vr_bytes_put8 (t->b, 0);                            /* contained elements: none */
+  vr_bytes_put8 (t->b, 0);                            /* contained element record length */
   put_string (t, NULL);                      /* SKU number */
   struct_end (t);
 }
@@ -227,35 +201,35 @@ build_type4 (Table *t, const VrSmbiosConfig *config, bool v3)
   /* SMBIOS 3.0 added the 16-bit core and thread counts. */
   struct_begin (t, 4, v3 ? 0x30 : 0x2a, HANDLE (4, 0));
   put_string (t, "CPU 0");                   /* socket designation */
-  put8 (t->b, 0x03);                         /* processor type: central processor */
-  put8 (t->b, 0x01);                         /* family: other */
+  vr_bytes_put8 (t->b, 0x03);                         /* processor type: central processor */
+  vr_bytes_put8 (t->b, 0x01);                         /* family: other */
   put_string (t, VENDOR);                    /* manufacturer */
-  put32 (t->b, config->cpuid_signature);     /* processor id: CPUID.1 EAX, EDX */
-  put32 (t->b, config->cpuid_features);
+  vr_bytes_put32 (t->b, config->cpuid_signature);     /* processor id: CPUID.1 EAX, EDX */
+  vr_bytes_put32 (t->b, config->cpuid_features);
   put_string (t, NULL);                      /* version */
-  put8 (t->b, 0);                            /* voltage: unknown */
-  put16 (t->b, 0);                           /* external clock: unknown */
-  put16 (t->b, 0);                           /* max speed: unknown */
-  put16 (t->b, 0);                           /* current speed: unknown */
-  put8 (t->b, 0x41);                         /* status: socket populated, CPU enabled */
-  put8 (t->b, 0x01);                         /* upgrade: other */
-  put16 (t->b, NO_HANDLE);                   /* L1, L2, L3 cache: not provided */
-  put16 (t->b, NO_HANDLE);
-  put16 (t->b, NO_HANDLE);
+  vr_bytes_put8 (t->b, 0);                            /* voltage: unknown */
+  vr_bytes_put16 (t->b, 0);                           /* external clock: unknown */
+  vr_bytes_put16 (t->b, 0);                           /* max speed: unknown */
+  vr_bytes_put16 (t->b, 0);                           /* current speed: unknown */
+  vr_bytes_put8 (t->b, 0x41);                         /* status: socket populated, CPU enabled */
+  vr_bytes_put8 (t->b, 0x01);                         /* upgrade: other */
+  vr_bytes_put16 (t->b, NO_HANDLE);                   /* L1, L2, L3 cache: not provided */
+  vr_bytes_put16 (t->b, NO_HANDLE);
+  vr_bytes_put16 (t->b, NO_HANDLE);
   put_string (t, NULL);                      /* serial number */
   put_string (t, NULL);                      /* asset tag */
   put_string (t, NULL);                      /* part number */
-  put8 (t->b, (uint8_t) MIN (cores, 0xff));  /* core count */
-  put8 (t->b, (uint8_t) MIN (cores, 0xff));  /* cores enabled */
-  put8 (t->b, (uint8_t) MIN (cores, 0xff));  /* thread count */
+  vr_bytes_put8 (t->b, (uint8_t) MIN (cores, 0xff));  /* core count */
+  vr_bytes_put8 (t->b, (uint8_t) MIN (cores, 0xff));  /* cores enabled */
+  vr_bytes_put8 (t->b, (uint8_t) MIN (cores, 0xff));  /* thread count */
   /* characteristics: 64-bit capable, multi-core */
-  put16 (t->b, (1u << 2) | (cores > 1 ? 1u << 3 : 0));
-  put16 (t->b, 0x01);                        /* family 2: other */
+  vr_bytes_put16 (t->b, (1u << 2) | (cores > 1 ? 1u << 3 : 0));
+  vr_bytes_put16 (t->b, 0x01);                        /* family 2: other */
   if (v3)
     {
-      put16 (t->b, (uint16_t) cores);        /* core count 2 */
-      put16 (t->b, (uint16_t) cores);        /* cores enabled 2 */
-      put16 (t->b, (uint16_t) cores);        /* thread count 2 */
+      vr_bytes_put16 (t->b, (uint16_t) cores);        /* core count 2 */
+      vr_bytes_put16 (t->b, (uint16_t) cores);        /* cores enabled 2 */
+      vr_bytes_put16 (t->b, (uint16_t) cores);        /* thread count 2 */
     }
   struct_end (t);
 }
@@ -266,22 +240,22 @@ build_type16 (Table *t, uint64_t ram, unsigned ndimms)
   uint64_t kib = ram >> 10;
 
   struct_begin (t, 16, 0x17, HANDLE (16, 0));
-  put8 (t->b, 0x01);                         /* location: other */
-  put8 (t->b, 0x03);                         /* use: system memory */
-  put8 (t->b, 0x03);                         /* error correction: none */
+  vr_bytes_put8 (t->b, 0x01);                         /* location: other */
+  vr_bytes_put8 (t->b, 0x03);                         /* use: system memory */
+  vr_bytes_put8 (t->b, 0x03);                         /* error correction: none */
   if (kib < 0x80000000u)
     {
-      put32 (t->b, (uint32_t) kib);          /* maximum capacity, KiB */
-      put16 (t->b, NO_ERROR_INFO);
-      put16 (t->b, (uint16_t) ndimms);
-      put64 (t->b, 0);                       /* extended maximum capacity */
+      vr_bytes_put32 (t->b, (uint32_t) kib);          /* maximum capacity, KiB */
+      vr_bytes_put16 (t->b, NO_ERROR_INFO);
+      vr_bytes_put16 (t->b, (uint16_t) ndimms);
+      vr_bytes_put64 (t->b, 0);                       /* extended maximum capacity */
     }
   else
     {
-      put32 (t->b, 0x80000000u);             /* see the extended capacity */
-      put16 (t->b, NO_ERROR_INFO);
-      put16 (t->b, (uint16_t) ndimms);
-      put64 (t->b, ram);                     /* bytes */
+      vr_bytes_put32 (t->b, 0x80000000u);             /* see the extended capacity */
+      vr_bytes_put16 (t->b, NO_ERROR_INFO);
+      vr_bytes_put16 (t->b, (uint16_t) ndimms);
+      vr_bytes_put64 (t->b, ram);                     /* bytes */
     }
   struct_end (t);
 }
@@ -293,31 +267,31 @@ build_type17 (Table *t, unsigned i, uint64_t size)
   uint64_t mib = size >> 20;
 
   struct_begin (t, 17, 0x28, HANDLE (17, i));
-  put16 (t->b, HANDLE (16, 0));              /* physical memory array */
-  put16 (t->b, NO_ERROR_INFO);
-  put16 (t->b, 0xffff);                      /* total width: unknown */
-  put16 (t->b, 0xffff);                      /* data width: unknown */
+  vr_bytes_put16 (t->b, HANDLE (16, 0));              /* physical memory array */
+  vr_bytes_put16 (t->b, NO_ERROR_INFO);
+  vr_bytes_put16 (t->b, 0xffff);                      /* total width: unknown */
+  vr_bytes_put16 (t->b, 0xffff);                      /* data width: unknown */
   if (size % (1u << 20) != 0 && size < (32u << 20))
-    put16 (t->b, (uint16_t) (0x8000 | (size >> 10)));  /* size in KiB */
+    vr_bytes_put16 (t->b, (uint16_t) (0x8000 | (size >> 10)));  /* size in KiB */
   else
-    put16 (t->b, (uint16_t) MIN (mib, 0x7fff));         /* size in MiB, 0x7fff: extended */
-  put8 (t->b, 0x09);                         /* form factor: DIMM */
-  put8 (t->b, 0);                            /* device set: none */
+    vr_bytes_put16 (t->b, (uint16_t) MIN (mib, 0x7fff));         /* size in MiB, 0x7fff: extended */
+  vr_bytes_put8 (t->b, 0x09);                         /* form factor: DIMM */
+  vr_bytes_put8 (t->b, 0);                            /* device set: none */
   put_string (t, locator);                   /* device locator */
   put_string (t, NULL);                      /* bank locator */
-  put8 (t->b, 0x07);                         /* memory type: RAM */
-  put16 (t->b, 1u << 1);                     /* type detail: other */
-  put16 (t->b, 0);                           /* speed: unknown */
+  vr_bytes_put8 (t->b, 0x07);                         /* memory type: RAM */
+  vr_bytes_put16 (t->b, 1u << 1);                     /* type detail: other */
+  vr_bytes_put16 (t->b, 0);                           /* speed: unknown */
   put_string (t, VENDOR);                    /* manufacturer */
   put_string (t, NULL);                      /* serial number */
   put_string (t, NULL);                      /* asset tag */
   put_string (t, NULL);                      /* part number */
-  put8 (t->b, 0);                            /* attributes: rank unknown */
-  put32 (t->b, mib >= 0x7fff ? (uint32_t) mib : 0);  /* extended size, MiB */
-  put16 (t->b, 0);                           /* configured speed: unknown */
-  put16 (t->b, 0);                           /* minimum, maximum, configured voltage */
-  put16 (t->b, 0);
-  put16 (t->b, 0);
+  vr_bytes_put8 (t->b, 0);                            /* attributes: rank unknown */
+  vr_bytes_put32 (t->b, mib >= 0x7fff ? (uint32_t) mib : 0);  /* extended size, MiB */
+  vr_bytes_put16 (t->b, 0);                           /* configured speed: unknown */
+  vr_bytes_put16 (t->b, 0);                           /* minimum, maximum, configured voltage */
+  vr_bytes_put16 (t->b, 0);
+  vr_bytes_put16 (t->b, 0);
   struct_end (t);
 }
 
@@ -330,21 +304,21 @@ build_type19 (Table *t, unsigned i, uint64_t start, uint64_t size)
   struct_begin (t, 19, 0x1f, HANDLE (19, i));
   if ((last >> 10) < 0xffffffffu)
     {
-      put32 (t->b, (uint32_t) (start >> 10)); /* starting address, KiB */
-      put32 (t->b, (uint32_t) (last >> 10));  /* ending address, KiB, inclusive */
-      put16 (t->b, HANDLE (16, 0));
-      put8 (t->b, 1);                         /* partition width: one device per row */
-      put64 (t->b, 0);
-      put64 (t->b, 0);
+      vr_bytes_put32 (t->b, (uint32_t) (start >> 10)); /* starting address, KiB */
+      vr_bytes_put32 (t->b, (uint32_t) (last >> 10));  /* ending address, KiB, inclusive */
+      vr_bytes_put16 (t->b, HANDLE (16, 0));
+      vr_bytes_put8 (t->b, 1);                         /* partition width: one device per row */
+      vr_bytes_put64 (t->b, 0);
+      vr_bytes_put64 (t->b, 0);
     }
   else
     {
-      put32 (t->b, 0xffffffffu);              /* see the extended addresses */
-      put32 (t->b, 0xffffffffu);
-      put16 (t->b, HANDLE (16, 0));
-      put8 (t->b, 1);
-      put64 (t->b, start);                    /* bytes */
-      put64 (t->b, last);
+      vr_bytes_put32 (t->b, 0xffffffffu);              /* see the extended addresses */
+      vr_bytes_put32 (t->b, 0xffffffffu);
+      vr_bytes_put16 (t->b, HANDLE (16, 0));
+      vr_bytes_put8 (t->b, 1);
+      vr_bytes_put64 (t->b, start);                    /* bytes */
+      vr_bytes_put64 (t->b, last);
     }
   struct_end (t);
 }
@@ -354,7 +328,7 @@ build_type32 (Table *t)
 {
   struct_begin (t, 32, 0x0b, HANDLE (32, 0));
   put_zeros (t->b, 6);                       /* reserved */
-  put8 (t->b, 0);                            /* boot status: no errors detected */
+  vr_bytes_put8 (t->b, 0);                            /* boot status: no errors detected */
   struct_end (t);
 }
 
@@ -371,15 +345,15 @@ build_anchor_64 (size_t table_len)
   g_autoptr (GByteArray) a = g_byte_array_new ();
 
   g_byte_array_append (a, (const uint8_t *) "_SM3_", 5);
-  put8 (a, 0);                               /* checksum */
-  put8 (a, 0x18);                            /* length */
-  put8 (a, 3);                               /* SMBIOS 3.0.0 */
-  put8 (a, 0);
-  put8 (a, 0);
-  put8 (a, 0x01);                            /* entry point revision: 3.0 */
-  put8 (a, 0);
-  put32 (a, (uint32_t) table_len);           /* structure table maximum size */
-  put64 (a, 0);                              /* structure table address, set by SeaBIOS */
+  vr_bytes_put8 (a, 0);                               /* checksum */
+  vr_bytes_put8 (a, 0x18);                            /* length */
+  vr_bytes_put8 (a, 3);                               /* SMBIOS 3.0.0 */
+  vr_bytes_put8 (a, 0);
+  vr_bytes_put8 (a, 0);
+  vr_bytes_put8 (a, 0x01);                            /* entry point revision: 3.0 */
+  vr_bytes_put8 (a, 0);
+  vr_bytes_put32 (a, (uint32_t) table_len);           /* structure table maximum size */
+  vr_bytes_put64 (a, 0);                              /* structure table address, set by SeaBIOS */
   a->data[5] = vr_acpi_checksum (a->data, a->len);
   return g_byte_array_free_to_bytes (g_steal_pointer (&a));
 }
@@ -389,20 +363,20 @@ build_anchor_32 (const Table *t)
 {
   g_autoptr (GByteArray) a = g_byte_array_new ();
 
-  put32 (a, 0x5f4d535f);                     /* "_SM_" */
-  put8 (a, 0);                               /* checksum of all 31 bytes */
-  put8 (a, 0x1f);                            /* length */
-  put8 (a, 2);                               /* SMBIOS 2.8 */
-  put8 (a, 8);
-  put16 (a, (uint16_t) t->max_size);         /* maximum structure size */
-  put8 (a, 0);                               /* entry point revision */
+  vr_bytes_put32 (a, 0x5f4d535f);                     /* "_SM_" */
+  vr_bytes_put8 (a, 0);                               /* checksum of all 31 bytes */
+  vr_bytes_put8 (a, 0x1f);                            /* length */
+  vr_bytes_put8 (a, 2);                               /* SMBIOS 2.8 */
+  vr_bytes_put8 (a, 8);
+  vr_bytes_put16 (a, (uint16_t) t->max_size);         /* maximum structure size */
+  vr_bytes_put8 (a, 0);                               /* entry point revision */
   put_zeros (a, 5);                          /* formatted area */
   g_byte_array_append (a, (const uint8_t *) "_DMI_", 5);
-  put8 (a, 0);                               /* intermediate checksum, of bytes 0x10-0x1e */
-  put16 (a, (uint16_t) t->b->len);           /* structure table length */
-  put32 (a, 0);                              /* structure table address, set by SeaBIOS */
-  put16 (a, (uint16_t) t->count);            /* number of structures */
-  put8 (a, 0x28);                            /* BCD revision */
+  vr_bytes_put8 (a, 0);                               /* intermediate checksum, of bytes 0x10-0x1e */
+  vr_bytes_put16 (a, (uint16_t) t->b->len);           /* structure table length */
+  vr_bytes_put32 (a, 0);                              /* structure table address, set by SeaBIOS */
+  vr_bytes_put16 (a, (uint16_t) t->count);            /* number of structures */
+  vr_bytes_put8 (a, 0x28);                            /* BCD revision */
   a->data[0x15] = vr_acpi_checksum (a->data + 0x10, a->len - 0x10);
   a->data[4] = vr_acpi_checksum (a->data, a->len);
   return g_byte_array_free_to_bytes (g_steal_pointer (&a));
