@@ -168,9 +168,9 @@ table_begin (GByteArray *b, const char *sig, uint8_t revision)
   align (b, 16);
   start = b->len;
   put_bytes (b, sig, 4);
-  vr_bytes_put32 (b, 0);            /* length, patched */
+  vr_bytes_put32 (b, 0);   /* length, patched */
   vr_bytes_put8 (b, revision);
-  vr_bytes_put8 (b, 0);             /* checksum, patched */
+  vr_bytes_put8 (b, 0);    /* checksum, patched */
   put_bytes (b, OEM_ID, 6);
   put_bytes (b, OEM_TABLE_ID, 8);
   vr_bytes_put32 (b, OEM_REVISION);
@@ -389,8 +389,8 @@ aml_name_crs (GByteArray *b, GByteArray *res)
 static void
 res_io (GByteArray *r, uint16_t base, uint8_t len)
 {
-  vr_bytes_put8 (r, 0x47);          /* I/O port, 7 bytes */
-  vr_bytes_put8 (r, 0x01);          /* 16-bit decode */
+  vr_bytes_put8 (r, 0x47);  /* I/O port, 7 bytes */
+  vr_bytes_put8 (r, 0x01);  /* 16-bit decode */
   vr_bytes_put16 (r, base);
   vr_bytes_put16 (r, base);
   vr_bytes_put8 (r, 0x01);
@@ -400,32 +400,32 @@ res_io (GByteArray *r, uint16_t base, uint8_t len)
 static void
 res_irq (GByteArray *r, unsigned irq)
 {
-  vr_bytes_put8 (r, 0x22);          /* IRQ, 2 bytes: edge, active high (IRQNoFlags) */
+  vr_bytes_put8 (r, 0x22);  /* IRQ, 2 bytes: edge, active high (IRQNoFlags) */
   vr_bytes_put16 (r, (uint16_t) (1u << irq));
 }
 
 static void
 res_word_space (GByteArray *r, uint8_t type, uint8_t type_flags, uint16_t min, uint16_t max)
 {
-  vr_bytes_put8 (r, 0x88);          /* Word Address Space */
+  vr_bytes_put8 (r, 0x88);  /* Word Address Space */
   vr_bytes_put16 (r, 13);
-  vr_bytes_put8 (r, type);          /* 1: I/O, 2: bus number */
-  vr_bytes_put8 (r, 0x0c);          /* producer, MinFixed, MaxFixed, positive decode */
+  vr_bytes_put8 (r, type);  /* 1: I/O, 2: bus number */
+  vr_bytes_put8 (r, 0x0c);  /* producer, MinFixed, MaxFixed, positive decode */
   vr_bytes_put8 (r, type_flags);
-  vr_bytes_put16 (r, 0);            /* granularity */
+  vr_bytes_put16 (r, 0);   /* granularity */
   vr_bytes_put16 (r, min);
   vr_bytes_put16 (r, max);
-  vr_bytes_put16 (r, 0);            /* translation */
+  vr_bytes_put16 (r, 0);   /* translation */
   vr_bytes_put16 (r, (uint16_t) (max - min + 1));
 }
 
 static void
 res_dword_memory (GByteArray *r, uint8_t type_flags, uint32_t min, uint32_t max)
 {
-  vr_bytes_put8 (r, 0x87);          /* DWord Address Space */
+  vr_bytes_put8 (r, 0x87);  /* DWord Address Space */
   vr_bytes_put16 (r, 23);
-  vr_bytes_put8 (r, 0);             /* memory */
-  vr_bytes_put8 (r, 0x0c);          /* producer, MinFixed, MaxFixed, positive decode */
+  vr_bytes_put8 (r, 0);    /* memory */
+  vr_bytes_put8 (r, 0x0c);  /* producer, MinFixed, MaxFixed, positive decode */
   vr_bytes_put8 (r, type_flags);
   vr_bytes_put32 (r, 0);
   vr_bytes_put32 (r, min);
@@ -567,16 +567,16 @@ build_facs (GByteArray *b)
   start = b->len;
   put_bytes (b, "FACS", 4);
   vr_bytes_put32 (b, 64);
-  vr_bytes_put32 (b, 0);            /* hardware signature */
-  vr_bytes_put32 (b, 0);            /* firmware waking vector */
-  vr_bytes_put32 (b, 0);            /* global lock */
-  vr_bytes_put32 (b, 0);            /* flags */
-  vr_bytes_put64 (b, 0);            /* X firmware waking vector */
-  vr_bytes_put8 (b, 2);             /* version */
+  vr_bytes_put32 (b, 0);   /* hardware signature */
+  vr_bytes_put32 (b, 0);   /* firmware waking vector */
+  vr_bytes_put32 (b, 0);   /* global lock */
+  vr_bytes_put32 (b, 0);   /* flags */
+  vr_bytes_put64 (b, 0);   /* X firmware waking vector */
+  vr_bytes_put8 (b, 2);    /* version */
   vr_bytes_put8 (b, 0);
   vr_bytes_put8 (b, 0);
   vr_bytes_put8 (b, 0);
-  vr_bytes_put32 (b, 0);            /* OSPM flags */
+  vr_bytes_put32 (b, 0);   /* OSPM flags */
   while (b->len < start + 64)
     vr_bytes_put8 (b, 0);
   return start;
@@ -601,48 +601,48 @@ build_fadt (Build *bld, size_t facs, size_t dsdt)
   GByteArray *b = bld->tables;
   size_t start = table_begin (b, "FACP", 6);
 
-  vr_bytes_put32 (b, 0);                              /* FIRMWARE_CTRL: X_FIRMWARE_CTRL is used */
+  vr_bytes_put32 (b, 0);                     /* FIRMWARE_CTRL: X_FIRMWARE_CTRL is used */
   put_ptr32 (bld, dsdt);                     /* DSDT */
-  vr_bytes_put8 (b, 0);                               /* reserved */
-  vr_bytes_put8 (b, 1);                               /* preferred PM profile: desktop */
-  vr_bytes_put16 (b, VR_ACPI_SCI_IRQ);                /* SCI_INT */
-  vr_bytes_put32 (b, 0);                              /* SMI_CMD: ACPI mode is always on */
-  vr_bytes_put8 (b, 0);                               /* ACPI_ENABLE */
-  vr_bytes_put8 (b, 0);                               /* ACPI_DISABLE */
-  vr_bytes_put8 (b, 0);                               /* S4BIOS_REQ */
-  vr_bytes_put8 (b, 0);                               /* PSTATE_CNT */
-  vr_bytes_put32 (b, VR_ACPI_PM1_EVT);                /* PM1a_EVT_BLK */
-  vr_bytes_put32 (b, 0);                              /* PM1b_EVT_BLK */
-  vr_bytes_put32 (b, VR_ACPI_PM1_CNT);                /* PM1a_CNT_BLK */
-  vr_bytes_put32 (b, 0);                              /* PM1b_CNT_BLK */
-  vr_bytes_put32 (b, 0);                              /* PM2_CNT_BLK */
-  vr_bytes_put32 (b, VR_ACPI_PM_TMR);                 /* PM_TMR_BLK */
-  vr_bytes_put32 (b, VR_ACPI_GPE0);                   /* GPE0_BLK */
-  vr_bytes_put32 (b, 0);                              /* GPE1_BLK */
-  vr_bytes_put8 (b, 4);                               /* PM1_EVT_LEN */
-  vr_bytes_put8 (b, 2);                               /* PM1_CNT_LEN */
-  vr_bytes_put8 (b, 0);                               /* PM2_CNT_LEN */
-  vr_bytes_put8 (b, 4);                               /* PM_TMR_LEN */
-  vr_bytes_put8 (b, 4);                               /* GPE0_BLK_LEN */
-  vr_bytes_put8 (b, 0);                               /* GPE1_BLK_LEN */
-  vr_bytes_put8 (b, 0);                               /* GPE1_BASE */
-  vr_bytes_put8 (b, 0);                               /* CST_CNT */
-  vr_bytes_put16 (b, 0x0fff);                         /* P_LVL2_LAT: C2 not supported */
-  vr_bytes_put16 (b, 0x0fff);                         /* P_LVL3_LAT: C3 not supported */
-  vr_bytes_put16 (b, 0);                              /* FLUSH_SIZE */
-  vr_bytes_put16 (b, 0);                              /* FLUSH_STRIDE */
-  vr_bytes_put8 (b, 0);                               /* DUTY_OFFSET */
-  vr_bytes_put8 (b, 0);                               /* DUTY_WIDTH */
-  vr_bytes_put8 (b, 0);                               /* DAY_ALRM */
-  vr_bytes_put8 (b, 0);                               /* MON_ALRM */
-  vr_bytes_put8 (b, 0x32);                            /* CENTURY */
-  vr_bytes_put16 (b, BOOT_ARCH_LEGACY | BOOT_ARCH_8042); /* IAPC_BOOT_ARCH */
-  vr_bytes_put8 (b, 0);                               /* reserved */
+  vr_bytes_put8 (b, 0);                      /* reserved */
+  vr_bytes_put8 (b, 1);                      /* preferred PM profile: desktop */
+  vr_bytes_put16 (b, VR_ACPI_SCI_IRQ);       /* SCI_INT */
+  vr_bytes_put32 (b, 0);                     /* SMI_CMD: ACPI mode is always on */
+  vr_bytes_put8 (b, 0);                      /* ACPI_ENABLE */
+  vr_bytes_put8 (b, 0);                      /* ACPI_DISABLE */
+  vr_bytes_put8 (b, 0);                      /* S4BIOS_REQ */
+  vr_bytes_put8 (b, 0);                      /* PSTATE_CNT */
+  vr_bytes_put32 (b, VR_ACPI_PM1_EVT);       /* PM1a_EVT_BLK */
+  vr_bytes_put32 (b, 0);                     /* PM1b_EVT_BLK */
+  vr_bytes_put32 (b, VR_ACPI_PM1_CNT);       /* PM1a_CNT_BLK */
+  vr_bytes_put32 (b, 0);                     /* PM1b_CNT_BLK */
+  vr_bytes_put32 (b, 0);                     /* PM2_CNT_BLK */
+  vr_bytes_put32 (b, VR_ACPI_PM_TMR);        /* PM_TMR_BLK */
+  vr_bytes_put32 (b, VR_ACPI_GPE0);          /* GPE0_BLK */
+  vr_bytes_put32 (b, 0);                     /* GPE1_BLK */
+  vr_bytes_put8 (b, 4);                      /* PM1_EVT_LEN */
+  vr_bytes_put8 (b, 2);                      /* PM1_CNT_LEN */
+  vr_bytes_put8 (b, 0);                      /* PM2_CNT_LEN */
+  vr_bytes_put8 (b, 4);                      /* PM_TMR_LEN */
+  vr_bytes_put8 (b, 4);                      /* GPE0_BLK_LEN */
+  vr_bytes_put8 (b, 0);                      /* GPE1_BLK_LEN */
+  vr_bytes_put8 (b, 0);                      /* GPE1_BASE */
+  vr_bytes_put8 (b, 0);                      /* CST_CNT */
+  vr_bytes_put16 (b, 0x0fff);                /* P_LVL2_LAT: C2 not supported */
+  vr_bytes_put16 (b, 0x0fff);                /* P_LVL3_LAT: C3 not supported */
+  vr_bytes_put16 (b, 0);                     /* FLUSH_SIZE */
+  vr_bytes_put16 (b, 0);                     /* FLUSH_STRIDE */
+  vr_bytes_put8 (b, 0);                      /* DUTY_OFFSET */
+  vr_bytes_put8 (b, 0);                      /* DUTY_WIDTH */
+  vr_bytes_put8 (b, 0);                      /* DAY_ALRM */
+  vr_bytes_put8 (b, 0);                      /* MON_ALRM */
+  vr_bytes_put8 (b, 0x32);                   /* CENTURY */
+  vr_bytes_put16 (b, BOOT_ARCH_LEGACY | BOOT_ARCH_8042);  /* IAPC_BOOT_ARCH */
+  vr_bytes_put8 (b, 0);                      /* reserved */
   vr_bytes_put32 (b, FADT_WBINVD | FADT_PROC_C1 | FADT_SLP_BUTTON | FADT_RESET_REG_SUP);
   put_gas (b, GAS_SYSTEM_IO, 8, 1, VR_RESET_PORT); /* RESET_REG */
-  vr_bytes_put8 (b, VR_RESET_VALUE);                  /* RESET_VALUE */
-  vr_bytes_put16 (b, 0);                              /* ARM_BOOT_ARCH */
-  vr_bytes_put8 (b, 0);                               /* FADT minor version */
+  vr_bytes_put8 (b, VR_RESET_VALUE);         /* RESET_VALUE */
+  vr_bytes_put16 (b, 0);                     /* ARM_BOOT_ARCH */
+  vr_bytes_put8 (b, 0);                      /* FADT minor version */
   put_ptr64 (bld, facs);                     /* X_FIRMWARE_CTRL */
   put_ptr64 (bld, dsdt);                     /* X_DSDT */
   put_gas (b, GAS_SYSTEM_IO, 32, 0, VR_ACPI_PM1_EVT);  /* X_PM1a_EVT_BLK */
@@ -667,39 +667,39 @@ build_madt (Build *bld, unsigned ncpus)
   size_t start = table_begin (b, "APIC", 5);
 
   vr_bytes_put32 (b, VR_LAPIC_ADDR);
-  vr_bytes_put32 (b, 1);                              /* PCAT_COMPAT: there are 8259s too */
+  vr_bytes_put32 (b, 1);                     /* PCAT_COMPAT: there are 8259s too */
 
   for (unsigned i = 0; i < ncpus; i++)
     {
-      vr_bytes_put8 (b, 0);                           /* Processor Local APIC */
+      vr_bytes_put8 (b, 0);                  /* Processor Local APIC */
       vr_bytes_put8 (b, 8);
-      vr_bytes_put8 (b, (uint8_t) i);                 /* ACPI processor UID */
-      vr_bytes_put8 (b, (uint8_t) i);                 /* APIC id */
-      vr_bytes_put32 (b, 1);                          /* enabled */
+      vr_bytes_put8 (b, (uint8_t) i);        /* ACPI processor UID */
+      vr_bytes_put8 (b, (uint8_t) i);        /* APIC id */
+      vr_bytes_put32 (b, 1);                 /* enabled */
     }
 
-  vr_bytes_put8 (b, 1);                               /* I/O APIC */
+  vr_bytes_put8 (b, 1);                      /* I/O APIC */
   vr_bytes_put8 (b, 12);
-  vr_bytes_put8 (b, 0);                               /* id */
+  vr_bytes_put8 (b, 0);                      /* id */
   vr_bytes_put8 (b, 0);
   vr_bytes_put32 (b, VR_IOAPIC_ADDR);
-  vr_bytes_put32 (b, 0);                              /* GSI base */
+  vr_bytes_put32 (b, 0);                     /* GSI base */
 
-  vr_bytes_put8 (b, 2);                               /* Interrupt Source Override: IRQ0 → GSI2 */
+  vr_bytes_put8 (b, 2);                      /* Interrupt Source Override: IRQ0 → GSI2 */
   vr_bytes_put8 (b, 10);
-  vr_bytes_put8 (b, 0);                               /* ISA */
+  vr_bytes_put8 (b, 0);                      /* ISA */
   vr_bytes_put8 (b, 0);
   vr_bytes_put32 (b, 2);
-  vr_bytes_put16 (b, 0);                              /* conforms to the bus: edge, active high */
+  vr_bytes_put16 (b, 0);                     /* conforms to the bus: edge, active high */
 
-  vr_bytes_put8 (b, 2);                               /* IRQ9 → GSI9, level, active high (the SCI) */
+  vr_bytes_put8 (b, 2);                      /* IRQ9 → GSI9, level, active high (the SCI) */
   vr_bytes_put8 (b, 10);
   vr_bytes_put8 (b, 0);
   vr_bytes_put8 (b, VR_ACPI_SCI_IRQ);
   vr_bytes_put32 (b, VR_ACPI_SCI_IRQ);
   vr_bytes_put16 (b, 0x000d);
 
-  vr_bytes_put8 (b, 4);                               /* Local APIC NMI: all processors, LINT1 */
+  vr_bytes_put8 (b, 4);                      /* Local APIC NMI: all processors, LINT1 */
   vr_bytes_put8 (b, 6);
   vr_bytes_put8 (b, 0xff);
   vr_bytes_put16 (b, 0);
@@ -768,15 +768,15 @@ build_all (Build *bld, unsigned ncpus)
   table_finish (bld, xsdt, HDR_LEN + 8 * G_N_ELEMENTS (entries));
 
   put_bytes (r, "RSD PTR ", 8);
-  vr_bytes_put8 (r, 0);                               /* checksum of the first 20 bytes */
+  vr_bytes_put8 (r, 0);                      /* checksum of the first 20 bytes */
   put_bytes (r, OEM_ID, 6);
-  vr_bytes_put8 (r, 2);                               /* revision */
+  vr_bytes_put8 (r, 2);                      /* revision */
   add_pointer (bld, FILE_RSDP, r->len, 4);
-  vr_bytes_put32 (r, (uint32_t) rsdt);                /* RSDT address */
-  vr_bytes_put32 (r, 36);                             /* length */
+  vr_bytes_put32 (r, (uint32_t) rsdt);       /* RSDT address */
+  vr_bytes_put32 (r, 36);                    /* length */
   add_pointer (bld, FILE_RSDP, r->len, 8);
-  vr_bytes_put64 (r, xsdt);                           /* XSDT address */
-  vr_bytes_put8 (r, 0);                               /* extended checksum */
+  vr_bytes_put64 (r, xsdt);                  /* XSDT address */
+  vr_bytes_put8 (r, 0);                      /* extended checksum */
   vr_bytes_put8 (r, 0);
   vr_bytes_put8 (r, 0);
   vr_bytes_put8 (r, 0);

@@ -140,15 +140,15 @@ build_type0 (Table *t, const char *version, uint64_t rom_size)
   struct_begin (t, 0, 0x18, HANDLE (0, 0));
   put_string (t, VENDOR);                    /* vendor */
   put_string (t, bios_version);              /* BIOS version */
-  vr_bytes_put16 (t->b, 0xe800);                      /* starting segment: the last 96 KiB */
+  vr_bytes_put16 (t->b, 0xe800);             /* starting segment: the last 96 KiB */
   put_string (t, NULL);                      /* release date */
-  vr_bytes_put8 (t->b, (uint8_t) (CLAMP (rom_64k, 1, 256) - 1)); /* ROM size: 64 KiB · (n+1) */
-  vr_bytes_put64 (t->b, 1u << 3);                     /* characteristics: not supported */
-  vr_bytes_put8 (t->b, 0);                            /* extension byte 1 */
-  vr_bytes_put8 (t->b, (1u << 2) | (1u << 4));        /* byte 2: targeted content distribution, VM */
-  vr_bytes_put8 (t->b, major);                        /* system BIOS release */
+  vr_bytes_put8 (t->b, (uint8_t) (CLAMP (rom_64k, 1, 256) - 1));  /* ROM size: 64 KiB · (n+1) */
+  vr_bytes_put64 (t->b, 1u << 3);            /* characteristics: not supported */
+  vr_bytes_put8 (t->b, 0);                   /* extension byte 1 */
+  vr_bytes_put8 (t->b, (1u << 2) | (1u << 4));  /* byte 2: targeted content distribution, VM */
+  vr_bytes_put8 (t->b, major);               /* system BIOS release */
   vr_bytes_put8 (t->b, minor);
-  vr_bytes_put8 (t->b, 0xff);                         /* no embedded controller */
+  vr_bytes_put8 (t->b, 0xff);                /* no embedded controller */
   vr_bytes_put8 (t->b, 0xff);
   struct_end (t);
 }
@@ -165,7 +165,7 @@ build_type1 (Table *t, const VrSmbiosConfig *config, const char *version)
   put_string (t, version);                   /* version */
   put_string (t, config->serial);            /* serial number */
   g_byte_array_append (t->b, uuid, sizeof uuid);
-  vr_bytes_put8 (t->b, 0x06);                         /* wake-up type: power switch */
+  vr_bytes_put8 (t->b, 0x06);                /* wake-up type: power switch */
   put_string (t, NULL);                      /* SKU number */
   put_string (t, FAMILY);                    /* family */
   struct_end (t);
@@ -176,19 +176,19 @@ build_type3 (Table *t)
 {
   struct_begin (t, 3, 0x16, HANDLE (3, 0));
   put_string (t, VENDOR);                    /* manufacturer */
-  vr_bytes_put8 (t->b, 0x01);                         /* type: other, no lock */
+  vr_bytes_put8 (t->b, 0x01);                /* type: other, no lock */
   put_string (t, NULL);                      /* version */
   put_string (t, NULL);                      /* serial number */
   put_string (t, NULL);                      /* asset tag */
-  vr_bytes_put8 (t->b, 0x03);                         /* boot-up state: safe */
-  vr_bytes_put8 (t->b, 0x03);                         /* power supply state: safe */
-  vr_bytes_put8 (t->b, 0x03);                         /* thermal state: safe */
-  vr_bytes_put8 (t->b, 0x02);                         /* security status: unknown */
-  vr_bytes_put32 (t->b, 0);                           /* OEM-defined */
-  vr_bytes_put8 (t->b, 0);                            /* height: unspecified */
-  vr_bytes_put8 (t->b, 0);                            /* power cords: unspecified */
-  vr_bytes_put8 (t->b, 0);                            /* contained elements: none */
-  vr_bytes_put8 (t->b, 0);                            /* contained element record length */
+  vr_bytes_put8 (t->b, 0x03);                /* boot-up state: safe */
+  vr_bytes_put8 (t->b, 0x03);                /* power supply state: safe */
+  vr_bytes_put8 (t->b, 0x03);                /* thermal state: safe */
+  vr_bytes_put8 (t->b, 0x02);                /* security status: unknown */
+  vr_bytes_put32 (t->b, 0);                  /* OEM-defined */
+  vr_bytes_put8 (t->b, 0);                   /* height: unspecified */
+  vr_bytes_put8 (t->b, 0);                   /* power cords: unspecified */
+  vr_bytes_put8 (t->b, 0);                   /* contained elements: none */
+  vr_bytes_put8 (t->b, 0);                   /* contained element record length */
   put_string (t, NULL);                      /* SKU number */
   struct_end (t);
 }
@@ -201,19 +201,19 @@ build_type4 (Table *t, const VrSmbiosConfig *config, bool v3)
   /* SMBIOS 3.0 added the 16-bit core and thread counts. */
   struct_begin (t, 4, v3 ? 0x30 : 0x2a, HANDLE (4, 0));
   put_string (t, "CPU 0");                   /* socket designation */
-  vr_bytes_put8 (t->b, 0x03);                         /* processor type: central processor */
-  vr_bytes_put8 (t->b, 0x01);                         /* family: other */
+  vr_bytes_put8 (t->b, 0x03);                /* processor type: central processor */
+  vr_bytes_put8 (t->b, 0x01);                /* family: other */
   put_string (t, VENDOR);                    /* manufacturer */
-  vr_bytes_put32 (t->b, config->cpuid_signature);     /* processor id: CPUID.1 EAX, EDX */
+  vr_bytes_put32 (t->b, config->cpuid_signature);  /* processor id: CPUID.1 EAX, EDX */
   vr_bytes_put32 (t->b, config->cpuid_features);
   put_string (t, NULL);                      /* version */
-  vr_bytes_put8 (t->b, 0);                            /* voltage: unknown */
-  vr_bytes_put16 (t->b, 0);                           /* external clock: unknown */
-  vr_bytes_put16 (t->b, 0);                           /* max speed: unknown */
-  vr_bytes_put16 (t->b, 0);                           /* current speed: unknown */
-  vr_bytes_put8 (t->b, 0x41);                         /* status: socket populated, CPU enabled */
-  vr_bytes_put8 (t->b, 0x01);                         /* upgrade: other */
-  vr_bytes_put16 (t->b, NO_HANDLE);                   /* L1, L2, L3 cache: not provided */
+  vr_bytes_put8 (t->b, 0);                   /* voltage: unknown */
+  vr_bytes_put16 (t->b, 0);                  /* external clock: unknown */
+  vr_bytes_put16 (t->b, 0);                  /* max speed: unknown */
+  vr_bytes_put16 (t->b, 0);                  /* current speed: unknown */
+  vr_bytes_put8 (t->b, 0x41);                /* status: socket populated, CPU enabled */
+  vr_bytes_put8 (t->b, 0x01);                /* upgrade: other */
+  vr_bytes_put16 (t->b, NO_HANDLE);          /* L1, L2, L3 cache: not provided */
   vr_bytes_put16 (t->b, NO_HANDLE);
   vr_bytes_put16 (t->b, NO_HANDLE);
   put_string (t, NULL);                      /* serial number */
@@ -224,12 +224,12 @@ build_type4 (Table *t, const VrSmbiosConfig *config, bool v3)
   vr_bytes_put8 (t->b, (uint8_t) MIN (cores, 0xff));  /* thread count */
   /* characteristics: 64-bit capable, multi-core */
   vr_bytes_put16 (t->b, (1u << 2) | (cores > 1 ? 1u << 3 : 0));
-  vr_bytes_put16 (t->b, 0x01);                        /* family 2: other */
+  vr_bytes_put16 (t->b, 0x01);               /* family 2: other */
   if (v3)
     {
-      vr_bytes_put16 (t->b, (uint16_t) cores);        /* core count 2 */
-      vr_bytes_put16 (t->b, (uint16_t) cores);        /* cores enabled 2 */
-      vr_bytes_put16 (t->b, (uint16_t) cores);        /* thread count 2 */
+      vr_bytes_put16 (t->b, (uint16_t) cores);  /* core count 2 */
+      vr_bytes_put16 (t->b, (uint16_t) cores);  /* cores enabled 2 */
+      vr_bytes_put16 (t->b, (uint16_t) cores);  /* thread count 2 */
     }
   struct_end (t);
 }
@@ -240,22 +240,22 @@ build_type16 (Table *t, uint64_t ram, unsigned ndimms)
   uint64_t kib = ram >> 10;
 
   struct_begin (t, 16, 0x17, HANDLE (16, 0));
-  vr_bytes_put8 (t->b, 0x01);                         /* location: other */
-  vr_bytes_put8 (t->b, 0x03);                         /* use: system memory */
-  vr_bytes_put8 (t->b, 0x03);                         /* error correction: none */
+  vr_bytes_put8 (t->b, 0x01);                /* location: other */
+  vr_bytes_put8 (t->b, 0x03);                /* use: system memory */
+  vr_bytes_put8 (t->b, 0x03);                /* error correction: none */
   if (kib < 0x80000000u)
     {
-      vr_bytes_put32 (t->b, (uint32_t) kib);          /* maximum capacity, KiB */
+      vr_bytes_put32 (t->b, (uint32_t) kib);  /* maximum capacity, KiB */
       vr_bytes_put16 (t->b, NO_ERROR_INFO);
       vr_bytes_put16 (t->b, (uint16_t) ndimms);
-      vr_bytes_put64 (t->b, 0);                       /* extended maximum capacity */
+      vr_bytes_put64 (t->b, 0);              /* extended maximum capacity */
     }
   else
     {
-      vr_bytes_put32 (t->b, 0x80000000u);             /* see the extended capacity */
+      vr_bytes_put32 (t->b, 0x80000000u);    /* see the extended capacity */
       vr_bytes_put16 (t->b, NO_ERROR_INFO);
       vr_bytes_put16 (t->b, (uint16_t) ndimms);
-      vr_bytes_put64 (t->b, ram);                     /* bytes */
+      vr_bytes_put64 (t->b, ram);            /* bytes */
     }
   struct_end (t);
 }
@@ -267,29 +267,29 @@ build_type17 (Table *t, unsigned i, uint64_t size)
   uint64_t mib = size >> 20;
 
   struct_begin (t, 17, 0x28, HANDLE (17, i));
-  vr_bytes_put16 (t->b, HANDLE (16, 0));              /* physical memory array */
+  vr_bytes_put16 (t->b, HANDLE (16, 0));     /* physical memory array */
   vr_bytes_put16 (t->b, NO_ERROR_INFO);
-  vr_bytes_put16 (t->b, 0xffff);                      /* total width: unknown */
-  vr_bytes_put16 (t->b, 0xffff);                      /* data width: unknown */
+  vr_bytes_put16 (t->b, 0xffff);             /* total width: unknown */
+  vr_bytes_put16 (t->b, 0xffff);             /* data width: unknown */
   if (size % (1u << 20) != 0 && size < (32u << 20))
     vr_bytes_put16 (t->b, (uint16_t) (0x8000 | (size >> 10)));  /* size in KiB */
   else
-    vr_bytes_put16 (t->b, (uint16_t) MIN (mib, 0x7fff));         /* size in MiB, 0x7fff: extended */
-  vr_bytes_put8 (t->b, 0x09);                         /* form factor: DIMM */
-  vr_bytes_put8 (t->b, 0);                            /* device set: none */
+    vr_bytes_put16 (t->b, (uint16_t) MIN (mib, 0x7fff));  /* size in MiB, 0x7fff: extended */
+  vr_bytes_put8 (t->b, 0x09);                /* form factor: DIMM */
+  vr_bytes_put8 (t->b, 0);                   /* device set: none */
   put_string (t, locator);                   /* device locator */
   put_string (t, NULL);                      /* bank locator */
-  vr_bytes_put8 (t->b, 0x07);                         /* memory type: RAM */
-  vr_bytes_put16 (t->b, 1u << 1);                     /* type detail: other */
-  vr_bytes_put16 (t->b, 0);                           /* speed: unknown */
+  vr_bytes_put8 (t->b, 0x07);                /* memory type: RAM */
+  vr_bytes_put16 (t->b, 1u << 1);            /* type detail: other */
+  vr_bytes_put16 (t->b, 0);                  /* speed: unknown */
   put_string (t, VENDOR);                    /* manufacturer */
   put_string (t, NULL);                      /* serial number */
   put_string (t, NULL);                      /* asset tag */
   put_string (t, NULL);                      /* part number */
-  vr_bytes_put8 (t->b, 0);                            /* attributes: rank unknown */
+  vr_bytes_put8 (t->b, 0);                   /* attributes: rank unknown */
   vr_bytes_put32 (t->b, mib >= 0x7fff ? (uint32_t) mib : 0);  /* extended size, MiB */
-  vr_bytes_put16 (t->b, 0);                           /* configured speed: unknown */
-  vr_bytes_put16 (t->b, 0);                           /* minimum, maximum, configured voltage */
+  vr_bytes_put16 (t->b, 0);                  /* configured speed: unknown */
+  vr_bytes_put16 (t->b, 0);                  /* minimum, maximum, configured voltage */
   vr_bytes_put16 (t->b, 0);
   vr_bytes_put16 (t->b, 0);
   struct_end (t);
@@ -304,20 +304,20 @@ build_type19 (Table *t, unsigned i, uint64_t start, uint64_t size)
   struct_begin (t, 19, 0x1f, HANDLE (19, i));
   if ((last >> 10) < 0xffffffffu)
     {
-      vr_bytes_put32 (t->b, (uint32_t) (start >> 10)); /* starting address, KiB */
+      vr_bytes_put32 (t->b, (uint32_t) (start >> 10));  /* starting address, KiB */
       vr_bytes_put32 (t->b, (uint32_t) (last >> 10));  /* ending address, KiB, inclusive */
       vr_bytes_put16 (t->b, HANDLE (16, 0));
-      vr_bytes_put8 (t->b, 1);                         /* partition width: one device per row */
+      vr_bytes_put8 (t->b, 1);                /* partition width: one device per row */
       vr_bytes_put64 (t->b, 0);
       vr_bytes_put64 (t->b, 0);
     }
   else
     {
-      vr_bytes_put32 (t->b, 0xffffffffu);              /* see the extended addresses */
+      vr_bytes_put32 (t->b, 0xffffffffu);     /* see the extended addresses */
       vr_bytes_put32 (t->b, 0xffffffffu);
       vr_bytes_put16 (t->b, HANDLE (16, 0));
       vr_bytes_put8 (t->b, 1);
-      vr_bytes_put64 (t->b, start);                    /* bytes */
+      vr_bytes_put64 (t->b, start);           /* bytes */
       vr_bytes_put64 (t->b, last);
     }
   struct_end (t);
@@ -328,7 +328,7 @@ build_type32 (Table *t)
 {
   struct_begin (t, 32, 0x0b, HANDLE (32, 0));
   put_zeros (t->b, 6);                       /* reserved */
-  vr_bytes_put8 (t->b, 0);                            /* boot status: no errors detected */
+  vr_bytes_put8 (t->b, 0);                   /* boot status: no errors detected */
   struct_end (t);
 }
 
@@ -345,15 +345,15 @@ build_anchor_64 (size_t table_len)
   g_autoptr (GByteArray) a = g_byte_array_new ();
 
   g_byte_array_append (a, (const uint8_t *) "_SM3_", 5);
-  vr_bytes_put8 (a, 0);                               /* checksum */
-  vr_bytes_put8 (a, 0x18);                            /* length */
-  vr_bytes_put8 (a, 3);                               /* SMBIOS 3.0.0 */
+  vr_bytes_put8 (a, 0);                      /* checksum */
+  vr_bytes_put8 (a, 0x18);                   /* length */
+  vr_bytes_put8 (a, 3);                      /* SMBIOS 3.0.0 */
   vr_bytes_put8 (a, 0);
   vr_bytes_put8 (a, 0);
-  vr_bytes_put8 (a, 0x01);                            /* entry point revision: 3.0 */
+  vr_bytes_put8 (a, 0x01);                   /* entry point revision: 3.0 */
   vr_bytes_put8 (a, 0);
-  vr_bytes_put32 (a, (uint32_t) table_len);           /* structure table maximum size */
-  vr_bytes_put64 (a, 0);                              /* structure table address, set by SeaBIOS */
+  vr_bytes_put32 (a, (uint32_t) table_len);  /* structure table maximum size */
+  vr_bytes_put64 (a, 0);                     /* structure table address, set by SeaBIOS */
   a->data[5] = vr_acpi_checksum (a->data, a->len);
   return g_byte_array_free_to_bytes (g_steal_pointer (&a));
 }
@@ -363,20 +363,20 @@ build_anchor_32 (const Table *t)
 {
   g_autoptr (GByteArray) a = g_byte_array_new ();
 
-  vr_bytes_put32 (a, 0x5f4d535f);                     /* "_SM_" */
-  vr_bytes_put8 (a, 0);                               /* checksum of all 31 bytes */
-  vr_bytes_put8 (a, 0x1f);                            /* length */
-  vr_bytes_put8 (a, 2);                               /* SMBIOS 2.8 */
+  vr_bytes_put32 (a, 0x5f4d535f);            /* "_SM_" */
+  vr_bytes_put8 (a, 0);                      /* checksum of all 31 bytes */
+  vr_bytes_put8 (a, 0x1f);                   /* length */
+  vr_bytes_put8 (a, 2);                      /* SMBIOS 2.8 */
   vr_bytes_put8 (a, 8);
-  vr_bytes_put16 (a, (uint16_t) t->max_size);         /* maximum structure size */
-  vr_bytes_put8 (a, 0);                               /* entry point revision */
+  vr_bytes_put16 (a, (uint16_t) t->max_size);  /* maximum structure size */
+  vr_bytes_put8 (a, 0);                      /* entry point revision */
   put_zeros (a, 5);                          /* formatted area */
   g_byte_array_append (a, (const uint8_t *) "_DMI_", 5);
-  vr_bytes_put8 (a, 0);                               /* intermediate checksum, of bytes 0x10-0x1e */
-  vr_bytes_put16 (a, (uint16_t) t->b->len);           /* structure table length */
-  vr_bytes_put32 (a, 0);                              /* structure table address, set by SeaBIOS */
-  vr_bytes_put16 (a, (uint16_t) t->count);            /* number of structures */
-  vr_bytes_put8 (a, 0x28);                            /* BCD revision */
+  vr_bytes_put8 (a, 0);                      /* intermediate checksum, of bytes 0x10-0x1e */
+  vr_bytes_put16 (a, (uint16_t) t->b->len);  /* structure table length */
+  vr_bytes_put32 (a, 0);                     /* structure table address, set by SeaBIOS */
+  vr_bytes_put16 (a, (uint16_t) t->count);   /* number of structures */
+  vr_bytes_put8 (a, 0x28);                   /* BCD revision */
   a->data[0x15] = vr_acpi_checksum (a->data + 0x10, a->len - 0x10);
   a->data[4] = vr_acpi_checksum (a->data, a->len);
   return g_byte_array_free_to_bytes (g_steal_pointer (&a));
