@@ -540,6 +540,122 @@ test_bad_firmware (Fixture *f, gconstpointer data)
   g_unlink (odd);
 }
 
+/* A boot sector for the firmware: prints lines of A-Z on COM1, forever, with a delay loop
+ * between characters (cli; bl = 'A'; loop: out bl to 0x3f8; bl++; after 'Z' a newline and
+ * bl = 'A'; 200000 x loopl; jmp loop). */
+static const uint8_t alphabet_boot_sector[] = {
+  0xfa, 0xb3, 0x41, 0xba, 0xf8, 0x03, 0x88, 0xd8, 0xee, 0xfe, 0xc3, 0x80, 0xfb, 0x5b, 0x75, 0x05,
+  0xb0, 0x0a, 0xee, 0xb3, 0x41, 0x66, 0xb9, 0x40, 0x0d, 0x03, 0x00, 0x67, 0xe2, 0xfd, 0xeb, 0xe3,
+};
+
+static char
+alphabet_next (char c)
+{
+  return c == 'Z' ? '\n' : c == '\n' ? 'A' : (char) (c + 1);
+}
+
+/* The log, read while the machine is paused (so that it is exactly what the guest wrote). */
+static char *
+read_log_paused (Fixture *f)
+{
+  g_autoptr (GError) error = NULL;
+
+  g_assert_true (vr_machine_pause (f->machine, &error));
+  g_assert_no_error (error);
+  return read_log (f);
+}
+
+/* A machine booted through SeaBIOS takes and restores snapshots like any other (the ROM, the
+ * low mirror, the PIIX functions, the CD drive), and a reset runs the firmware again. */
+static void
+test_firmware_snapshot (Fixture *f, gconstpointer data)
+{
+  g_autoptr (GError) error = NULL;
+  g_autofree char *disk = g_build_filename (f->dir, "boot.img", NULL);
+  g_autofree char *snap = g_build_filename (f->dir, "snap", NULL);
+  g_autofree char *image = g_malloc0 (1 << 20);
+  g_autofree char *at_save = NULL, *before_restore = NULL, *after = NULL, *at_reset = NULL;
+  VrMachineConfig config;
+  size_t n;
+
+  if (!g_file_test (VR_SEABIOS_DEFAULT_PATH, G_FILE_TEST_EXISTS))
+    {
+      g_test_skip ("no " VR_SEABIOS_DEFAULT_PATH " (Debian's seabios package)");
+      return;
+    }
+  memcpy (image, alphabet_boot_sector, sizeof alphabet_boot_sector);
+  image[510] = 0x55;
+  image[511] = (char) 0xaa;
+  g_assert_true (g_file_set_contents (disk, image, 1 << 20, NULL));
+
+  vr_machine_config_init (&config);
+  config.firmware = g_strdup (VR_SEABIOS_DEFAULT_PATH);
+  config.memory = 64u << 20;
+  config.serial = VR_SERIAL_FILE;
+  config.serial_path = g_strdup (f->log);
+  config.n_disks = 1;
+  config.disks = g_new0 (VrDiskConfig, 1);
+  config.disks[0].path = g_strdup (disk);
+  config.disks[0].format = g_strdup ("raw");
+  config.disks[0].readonly = true;   /* a writable raw disk cannot be snapshotted */
+  config.cdrom_drive = true;
+  config.boot_order[0] = VR_BOOT_DEVICE_DISK;
+  f->machine = vr_machine_new (&config, &error);
+  vr_machine_config_clear (&config);
+  g_assert_no_error (error);
+  vr_machine_set_event_func (f->machine, f->context, on_event, f, NULL);
+
+  g_assert_true (vr_machine_start (f->machine, &error));
+  g_assert_true (wait_until (f, log_contains, "ABCDEFGHIJKLMNOPQRSTUVWXYZ\n", 240));
+
+  /* Snapshot a paused machine, so that the log then is the guest's state. */
+  at_save = read_log_paused (f);
+  g_assert_true (vr_machine_save_snapshot (f->machine, snap, NULL, &error));
+  g_assert_no_error (error);
+  n = strlen (at_save);
+  g_assert_cmpuint (n, >, 0);
+  g_assert_true (vr_machine_resume (f->machine, &error));
+  g_assert_true (wait_until (f, log_contains, "ABCDEFGHIJKLMNOPQRSTUVWXYZ\nABC", 120));
+
+  /* Back to it: the next character is the one after the last written at the snapshot. */
+  before_restore = read_log_paused (f);
+  g_assert_true (vr_machine_restore_snapshot (f->machine, snap, 0, &error));
+  g_assert_no_error (error);
+  g_assert_cmpint (vr_machine_get_state (f->machine), ==, VR_STATE_RUNNING);
+  while (strlen (after = read_log (f)) <= strlen (before_restore))
+    {
+      g_clear_pointer (&after, g_free);
+      g_main_context_iteration (f->context, FALSE);
+      g_usleep (10000);
+    }
+  g_assert_cmpint (after[strlen (before_restore)], ==, alphabet_next (at_save[n - 1]));
+  g_test_message ("restored: '%c' follows '%c'", after[strlen (before_restore)],
+                  at_save[n - 1]);
+
+  /* A reset runs SeaBIOS from its ROM again: the boot sector starts over at 'A'. */
+  g_clear_pointer (&after, g_free);
+  at_reset = read_log_paused (f);
+  g_assert_true (vr_machine_reset (f->machine, &error));   /* a paused machine runs again */
+  g_assert_no_error (error);
+  g_assert_cmpint (vr_machine_get_state (f->machine), ==, VR_STATE_RUNNING);
+  {
+    gint64 end = g_get_monotonic_time () + 240 * G_USEC_PER_SEC;
+
+    while (strlen (after = read_log (f)) < strlen (at_reset) + 27
+           && g_get_monotonic_time () < end)
+      {
+        g_clear_pointer (&after, g_free);
+        g_main_context_iteration (f->context, FALSE);
+        g_usleep (20000);
+      }
+    g_assert_true (g_str_has_prefix (after + strlen (at_reset), "ABCDEFGHIJKLMNOPQRSTUVWXYZ\n"));
+  }
+  vr_machine_stop (f->machine);
+  g_assert_true (vr_machine_delete_snapshot (f->machine, snap, &error));
+  g_assert_no_error (error);
+  g_unlink (disk);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -561,5 +677,7 @@ main (int argc, char **argv)
   g_test_add ("/machine/cdrom", Fixture, NULL, fixture_setup, test_cdrom, fixture_teardown);
   g_test_add ("/machine/bad-firmware", Fixture, NULL, fixture_setup, test_bad_firmware,
               fixture_teardown);
+  g_test_add ("/machine/firmware-snapshot", Fixture, NULL, fixture_setup,
+              test_firmware_snapshot, fixture_teardown);
   return g_test_run ();
 }
