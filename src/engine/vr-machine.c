@@ -957,6 +957,12 @@ check_config (const VrMachineConfig  *config,
       g_set_error (error, VR_ERROR, VR_ERROR_INVALID_CONFIG, "The firmware needs a path");
       return false;
     }
+  if (config->firmware != NULL && config->kernel != NULL)
+    {
+      g_set_error (error, VR_ERROR, VR_ERROR_INVALID_CONFIG,
+                   "A machine boots either a kernel or its firmware, not both");
+      return false;
+    }
   for (unsigned i = 0; i < config->n_disks; i++)
     if (config->disks[i].path == NULL || !*config->disks[i].path)
       {

@@ -114,8 +114,8 @@ typedef struct
   /*
    * PC firmware (SeaBIOS): a path to its image (VR_SEABIOS_DEFAULT_PATH for Debian's
    * package), or NULL to boot @kernel directly. With firmware the machine gets the PC
-   * chipset SeaBIOS expects and boots what @boot_order names; @kernel, when also set, is
-   * handed to the firmware through fw_cfg. The display's option ROM is read from
+   * chipset SeaBIOS expects and boots what @boot_order names; @kernel must then be NULL
+   * (a kernel is booted by the engine itself). The display's option ROM is read from
    * @vga_rom (NULL: VR_SEABIOS_VGA_ROM in the firmware's directory, as SeaBIOS installs
    * them; a missing ROM only costs the firmware's screen output).
    */

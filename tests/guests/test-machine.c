@@ -405,6 +405,16 @@ test_bad_config (Fixture *f, gconstpointer data)
       g_clear_error (&error);
     }
 
+  /* A kernel and firmware at once. */
+  vr_machine_config_init (&config);
+  config.kernel = g_strdup (kernel);
+  config.firmware = g_strdup (VR_SEABIOS_DEFAULT_PATH);
+  config.serial = VR_SERIAL_NONE;
+  g_assert_null (vr_machine_new (&config, &error));
+  vr_machine_config_clear (&config);
+  g_assert_error (error, VR_ERROR, VR_ERROR_INVALID_CONFIG);
+  g_clear_error (&error);
+
   /* A machine without a kernel exists (the devices work) but says why it cannot start. */
   vr_machine_config_init (&config);
   config.serial = VR_SERIAL_NONE;
