@@ -1288,6 +1288,7 @@ vireo_machine_config_to_vr (VireoMachineConfig  *config,
   g_clear_pointer (&out->cmdline, g_free);
   g_clear_pointer (&out->firmware, g_free);
   g_clear_pointer (&out->vga_rom, g_free);
+  g_clear_pointer (&out->uuid, g_free);
   if (!firmware)
     {
       out->kernel = vireo_machine_config_resolve_path (config->kernel, machine_dir);
