@@ -1170,6 +1170,18 @@ create_display (VrMachine  *self,
   return true;
 }
 
+/* The firmware's boot order: the configuration's, or CD-ROM then disks when it names none.
+ * VR_BOOT_DEVICE_END-terminated within VR_MAX_BOOT_DEVICES entries. */
+static const VrBootDevice *
+firmware_boot_order (const VrMachineConfig *config)
+{
+  static const VrBootDevice default_order[VR_MAX_BOOT_DEVICES] = {
+    VR_BOOT_DEVICE_CDROM, VR_BOOT_DEVICE_DISK, VR_BOOT_DEVICE_END,
+  };
+
+  return config->boot_order[0] == VR_BOOT_DEVICE_END ? default_order : config->boot_order;
+}
+
 static void
 add_file_bytes (VrDevice   *fw_cfg,
                 const char *name,
@@ -1185,18 +1197,14 @@ add_firmware_files (VrMachine *self,
                     VrDevice  *fw_cfg)
 {
   g_autoptr (GString) order = g_string_new (NULL);
-  const VrBootDevice *boot = self->config.boot_order;
-  static const VrBootDevice default_order[] = { VR_BOOT_DEVICE_CDROM, VR_BOOT_DEVICE_DISK,
-                                                VR_BOOT_DEVICE_END };
+  const VrBootDevice *boot = firmware_boot_order (&self->config);
+  uint64_t low = vr_memory_low_size (self->memory), high = vr_memory_high_size (self->memory);
+  const uint64_t ram[2][2] = { { 0, low }, { VR_4GIB, high } };
   uint8_t e820[2][20] = { { 0 } };
   unsigned n_e820 = 0;
-  uint64_t low = vr_memory_low_size (self->memory), high = vr_memory_high_size (self->memory);
   uint64_t reserved_end = VR_4GIB + high;
   uint32_t boot_fail_wait = GUINT32_TO_LE (FIRMWARE_BOOT_FAIL_WAIT_MS);
   uint16_t no = 0;
-
-  if (boot[0] == VR_BOOT_DEVICE_END)
-    boot = default_order;
 
   /* The boot order as OpenFirmware device paths, one per line, as QEMU writes them; SeaBIOS
    * matches each device it finds against them by prefix, with wildcards for the node names
@@ -1215,23 +1223,17 @@ add_firmware_files (VrMachine *self,
   g_string_append (order, "HALT\n");
   vr_fw_cfg_add_file (fw_cfg, "bootorder", order->str, order->len + 1);
 
-  /* RAM only: the firmware adds its own reservations (EBDA, BIOS area). */
-  if (low)
-    {
-      uint64_t v[2] = { GUINT64_TO_LE (0), GUINT64_TO_LE (low) };
-      uint32_t type = GUINT32_TO_LE (VR_E820_RAM);
+  /* RAM only, { le64 address, le64 length, le32 type } each: the firmware adds its own
+   * reservations (EBDA, BIOS area). */
+  for (unsigned i = 0; i < G_N_ELEMENTS (ram); i++)
+    if (ram[i][1] > 0)
+      {
+        uint64_t v[2] = { GUINT64_TO_LE (ram[i][0]), GUINT64_TO_LE (ram[i][1]) };
+        uint32_t type = GUINT32_TO_LE (VR_E820_RAM);
 
-      memcpy (e820[n_e820], v, 16);
-      memcpy (e820[n_e820++] + 16, &type, 4);
-    }
-  if (high)
-    {
-      uint64_t v[2] = { GUINT64_TO_LE (VR_4GIB), GUINT64_TO_LE (high) };
-      uint32_t type = GUINT32_TO_LE (VR_E820_RAM);
-
-      memcpy (e820[n_e820], v, 16);
-      memcpy (e820[n_e820++] + 16, &type, 4);
-    }
+        memcpy (e820[n_e820], v, 16);
+        memcpy (e820[n_e820++] + 16, &type, 4);
+      }
   vr_fw_cfg_add_file (fw_cfg, "etc/e820", e820, 20 * n_e820);
 
   /* 64-bit PCI BARs go above RAM, on a 1 GiB boundary. */
@@ -1277,22 +1279,11 @@ static void
 set_firmware_nvram (VrMachine *self,
                     VrDevice  *rtc)
 {
+  const VrBootDevice *boot = firmware_boot_order (&self->config);
   uint8_t classes[3] = { 0 };
-  unsigned n = 0;
 
-  for (unsigned i = 0; i < VR_MAX_BOOT_DEVICES && n < 3; i++)
-    {
-      VrBootDevice d = self->config.boot_order[i];
-
-      if (d == VR_BOOT_DEVICE_END)
-        break;
-      classes[n++] = d == VR_BOOT_DEVICE_CDROM ? 3 : 2;
-    }
-  if (n == 0)
-    {
-      classes[0] = 3;
-      classes[1] = 2;
-    }
+  for (unsigned i = 0; i < G_N_ELEMENTS (classes) && boot[i] != VR_BOOT_DEVICE_END; i++)
+    classes[i] = boot[i] == VR_BOOT_DEVICE_CDROM ? 3 : 2;
   vr_rtc_set_nvram (rtc, 0x3d, (uint8_t) (classes[0] | (classes[1] << 4)));
   vr_rtc_set_nvram (rtc, 0x38, (uint8_t) ((classes[2] << 4) | 0x01));
   vr_rtc_set_nvram (rtc, 0x5f, (uint8_t) (self->config.cpus - 1));
